@@ -1,0 +1,1 @@
+//! Benchmarks of Iris live in `benches/benches/`; this library is empty on purpose.

@@ -1,0 +1,1 @@
+//! iris-mailbox (in progress)

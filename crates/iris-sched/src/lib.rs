@@ -1,0 +1,1 @@
+//! iris-sched (in progress)

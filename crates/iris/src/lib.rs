@@ -1,0 +1,1 @@
+//! iris (in progress)
