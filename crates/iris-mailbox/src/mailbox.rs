@@ -1,0 +1,655 @@
+//! The mailbox: a system lane that overtakes a user lane, an optional bound with an overflow
+//! policy, and a stash for selective receive.
+//!
+//! One mutex guards the whole state. Producers hold it for a push; the consumer drains a batch
+//! per acquisition, so the lock is taken about once per message on the producer side and once
+//! per batch on the consumer side. Wakers are only touched when the consumer (or a blocked
+//! producer) is actually parked.
+
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::num::NonZeroUsize;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use crate::error::{Closed, MailboxError, RecvError, TryRecvError};
+
+/// What a bounded mailbox does with a message that arrives while it is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum OverflowPolicy {
+    /// Reject the new message (the default).
+    #[default]
+    DropNew,
+    /// Evict the oldest queued user message and queue the new one: exactly one message is lost.
+    DropOld,
+    /// Hand the message to another mailbox (identified by the caller's id, e.g. a PID).
+    Redirect(u64),
+    /// Hand a copy to another mailbox and wait for room for the original, as [`OverflowPolicy::Block`].
+    Spill(u64),
+    /// Make the sender wait until there is room.
+    Block,
+}
+
+/// The outcome of [`Mailbox::offer`].
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a message that was not queued is handed back here"]
+pub enum Offer<M> {
+    /// The message was queued.
+    Queued,
+    /// The message was queued after evicting the oldest user message ([`OverflowPolicy::DropOld`]).
+    Evicted(M),
+    /// The mailbox is full and the policy is [`OverflowPolicy::DropNew`].
+    Rejected(M),
+    /// The mailbox is full; the policy asks to deliver the message to this target instead.
+    Redirect(u64, M),
+    /// The mailbox is full; the policy asks to give a copy to this target and then wait for room
+    /// with the original ([`Mailbox::push_wait`]).
+    Spill(u64, M),
+    /// The mailbox is full and the policy is [`OverflowPolicy::Block`]: wait with
+    /// [`Mailbox::push_wait`] or [`Mailbox::push_wait_blocking`].
+    MustWait(M),
+    /// The mailbox is closed.
+    Closed(M),
+}
+
+struct Stashed<M> {
+    msg: M,
+    user: bool,
+}
+
+struct State<M> {
+    system: VecDeque<M>,
+    user: VecDeque<M>,
+    stash: VecDeque<Stashed<M>>,
+    stash_user: usize,
+    capacity: Option<NonZeroUsize>,
+    policy: OverflowPolicy,
+    closed: bool,
+    rx_waker: Option<Waker>,
+    tx_waiters: Slab<(u64, Waker)>,
+    next_waiter: u64,
+}
+
+/// A mailbox with a system lane and a user lane.
+///
+/// Any number of producers may push; one consumer receives (the receive methods take `&self`
+/// for convenience, but two consumers racing would steal each other's wake-ups).
+pub struct Mailbox<M> {
+    state: Mutex<State<M>>,
+    /// Mirrors `State::closed` so senders can fail fast without the lock.
+    closed: AtomicBool,
+    /// Queued user messages, stash included, readable without the lock.
+    user_len: AtomicUsize,
+}
+
+impl<M> Default for Mailbox<M> {
+    fn default() -> Self {
+        Mailbox::unbounded()
+    }
+}
+
+impl<M> std::fmt::Debug for Mailbox<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailbox")
+            .field("len", &self.len())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+fn wake_all(waiters: &mut Slab<(u64, Waker)>) -> Vec<Waker> {
+    waiters.drain().map(|(_, w)| w).collect()
+}
+
+/// A blocked sender's registration: the slab key plus a unique id, because keys are reused
+/// once the waiters are drained and woken.
+type WaiterKey = (usize, u64);
+
+fn forget(waiters: &mut Slab<(u64, Waker)>, key: WaiterKey) {
+    if waiters.get(key.0).is_some_and(|(id, _)| *id == key.1) {
+        waiters.remove(key.0);
+    }
+}
+
+impl<M> Mailbox<M> {
+    /// An unbounded mailbox.
+    pub fn unbounded() -> Mailbox<M> {
+        Mailbox::with_capacity(None)
+    }
+
+    /// A mailbox that holds at most `capacity` user messages; the policy starts as
+    /// [`OverflowPolicy::DropNew`].
+    pub fn bounded(capacity: usize) -> Result<Mailbox<M>, MailboxError> {
+        let capacity = NonZeroUsize::new(capacity).ok_or(MailboxError::ZeroCapacity)?;
+        Ok(Mailbox::with_capacity(Some(capacity)))
+    }
+
+    fn with_capacity(capacity: Option<NonZeroUsize>) -> Mailbox<M> {
+        Mailbox {
+            state: Mutex::new(State {
+                system: VecDeque::new(),
+                user: VecDeque::new(),
+                stash: VecDeque::new(),
+                stash_user: 0,
+                capacity,
+                policy: OverflowPolicy::DropNew,
+                closed: false,
+                rx_waker: None,
+                tx_waiters: Slab::new(),
+                next_waiter: 0,
+            }),
+            closed: AtomicBool::new(false),
+            user_len: AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<M>> {
+        // A panic while holding this lock cannot leave the queues half-updated (every update
+        // is a single VecDeque operation), so a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The capacity of a bounded mailbox.
+    pub fn capacity(&self) -> Option<usize> {
+        self.lock().capacity.map(NonZeroUsize::get)
+    }
+
+    /// The current overflow policy.
+    pub fn policy(&self) -> OverflowPolicy {
+        self.lock().policy
+    }
+
+    /// Changes the overflow policy; an unbounded mailbox never overflows, so it refuses.
+    pub fn set_policy(&self, policy: OverflowPolicy) -> Result<(), MailboxError> {
+        let mut st = self.lock();
+        if st.capacity.is_none() {
+            return Err(MailboxError::Unbounded);
+        }
+        st.policy = policy;
+        Ok(())
+    }
+
+    /// Queued user messages, the selective-receive stash included.
+    pub fn len(&self) -> usize {
+        self.user_len.load(Ordering::Acquire)
+    }
+
+    /// `true` when no user message is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `true` once [`Mailbox::close`] ran.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Queues a system message. The system lane is never bounded and overtakes the user lane.
+    pub fn push_system(&self, msg: M) -> Result<(), Closed<M>> {
+        let mut st = self.lock();
+        if st.closed {
+            return Err(Closed(msg));
+        }
+        st.system.push_back(msg);
+        let waker = st.rx_waker.take();
+        drop(st);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Queues a user message if there is room, or says what the overflow policy asks for.
+    pub fn offer(&self, msg: M) -> Offer<M> {
+        if self.is_closed() {
+            return Offer::Closed(msg);
+        }
+        let mut st = self.lock();
+        if st.closed {
+            return Offer::Closed(msg);
+        }
+        let full = st.capacity.is_some_and(|c| st.user.len() >= c.get());
+        let outcome = if !full {
+            st.user.push_back(msg);
+            self.user_len.fetch_add(1, Ordering::AcqRel);
+            Offer::Queued
+        } else {
+            match st.policy {
+                OverflowPolicy::DropNew => return Offer::Rejected(msg),
+                OverflowPolicy::Redirect(target) => return Offer::Redirect(target, msg),
+                OverflowPolicy::Spill(target) => return Offer::Spill(target, msg),
+                OverflowPolicy::Block => return Offer::MustWait(msg),
+                OverflowPolicy::DropOld => match st.user.pop_front() {
+                    Some(old) => {
+                        st.user.push_back(msg);
+                        Offer::Evicted(old)
+                    }
+                    // Everything queued sits in the stash; the lane itself has room.
+                    None => {
+                        st.user.push_back(msg);
+                        self.user_len.fetch_add(1, Ordering::AcqRel);
+                        Offer::Queued
+                    }
+                },
+            }
+        };
+        let waker = st.rx_waker.take();
+        drop(st);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        outcome
+    }
+
+    /// Tries to queue without waiting: `Ok` when queued, `Err` with the message when full or
+    /// closed. Ignores the overflow policy (the caller decided to wait or not).
+    fn try_push_now(&self, msg: M, waiter: &mut Option<WaiterKey>, waker: &Waker) -> Result<(), M> {
+        let mut st = self.lock();
+        if let Some(key) = waiter.take() {
+            forget(&mut st.tx_waiters, key);
+        }
+        if st.closed {
+            return Err(msg);
+        }
+        let full = st.capacity.is_some_and(|c| st.user.len() >= c.get());
+        if full {
+            st.next_waiter += 1;
+            let id = st.next_waiter;
+            *waiter = Some((st.tx_waiters.insert((id, waker.clone())), id));
+            return Err(msg);
+        }
+        st.user.push_back(msg);
+        self.user_len.fetch_add(1, Ordering::AcqRel);
+        let rx = st.rx_waker.take();
+        drop(st);
+        if let Some(w) = rx {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    fn forget_waiter(&self, waiter: Option<WaiterKey>) {
+        if let Some(key) = waiter {
+            forget(&mut self.lock().tx_waiters, key);
+        }
+    }
+
+    /// Waits asynchronously until there is room, then queues the message (the `Block`
+    /// behaviour, whatever the policy). Fails only if the mailbox closes first.
+    pub async fn push_wait(&self, msg: M) -> Result<(), Closed<M>> {
+        struct Forget<'a, M> {
+            mailbox: &'a Mailbox<M>,
+            waiter: Option<WaiterKey>,
+        }
+        impl<M> Drop for Forget<'_, M> {
+            fn drop(&mut self) {
+                self.mailbox.forget_waiter(self.waiter.take());
+            }
+        }
+        let mut guard = Forget {
+            mailbox: self,
+            waiter: None,
+        };
+        let mut slot = Some(msg);
+        poll_fn(|cx| {
+            let Some(msg) = slot.take() else {
+                return Poll::Ready(Ok(()));
+            };
+            match self.try_push_now(msg, &mut guard.waiter, cx.waker()) {
+                Ok(()) => Poll::Ready(Ok(())),
+                Err(msg) if self.is_closed() => Poll::Ready(Err(Closed(msg))),
+                Err(msg) => {
+                    slot = Some(msg);
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
+    /// Blocks the calling thread until there is room (or the timeout passes), then queues the
+    /// message. On timeout or close the message is handed back.
+    pub fn push_wait_blocking(&self, msg: M, timeout: Option<Duration>) -> Result<(), M> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let waker = thread_waker();
+        let mut waiter = None;
+        let mut msg = msg;
+        loop {
+            match self.try_push_now(msg, &mut waiter, &waker) {
+                Ok(()) => return Ok(()),
+                Err(back) => msg = back,
+            }
+            if self.is_closed() {
+                self.forget_waiter(waiter);
+                return Err(msg);
+            }
+            if !park_until(deadline) {
+                self.forget_waiter(waiter);
+                // One last try: room may have appeared right at the deadline.
+                let mut none = None;
+                let r = self.try_push_now(msg, &mut none, &waker);
+                self.forget_waiter(none);
+                return r;
+            }
+        }
+    }
+
+    /// Closes the mailbox: queued messages (stash included) are dropped and returned, later
+    /// pushes fail, the consumer sees the close once, and blocked senders get their message back.
+    pub fn close(&self) -> Vec<M> {
+        let mut st = self.lock();
+        if st.closed {
+            return Vec::new();
+        }
+        st.closed = true;
+        self.closed.store(true, Ordering::Release);
+        self.user_len.store(0, Ordering::Release);
+        let mut dropped: Vec<M> = st.system.drain(..).collect();
+        dropped.extend(st.stash.drain(..).map(|s| s.msg));
+        dropped.extend(st.user.drain(..));
+        st.stash_user = 0;
+        let rx = st.rx_waker.take();
+        let waiters = wake_all(&mut st.tx_waiters);
+        drop(st);
+        if let Some(w) = rx {
+            w.wake();
+        }
+        waiters.into_iter().for_each(Waker::wake);
+        dropped
+    }
+
+    /// Pops the next message from the state: system lane, then stash, then user lane.
+    fn pop_locked(&self, st: &mut State<M>) -> Option<M> {
+        if let Some(m) = st.system.pop_front() {
+            return Some(m);
+        }
+        if let Some(s) = st.stash.pop_front() {
+            if s.user {
+                st.stash_user -= 1;
+                self.user_len.fetch_sub(1, Ordering::AcqRel);
+            }
+            return Some(s.msg);
+        }
+        let m = st.user.pop_front()?;
+        self.user_len.fetch_sub(1, Ordering::AcqRel);
+        Some(m)
+    }
+
+    /// Wakes blocked senders after user messages left the lane.
+    fn room_made(st: &mut State<M>) -> Vec<Waker> {
+        if st.tx_waiters.is_empty() {
+            Vec::new()
+        } else {
+            wake_all(&mut st.tx_waiters)
+        }
+    }
+
+    /// Receives without waiting.
+    pub fn try_recv(&self) -> Result<M, TryRecvError> {
+        let mut st = self.lock();
+        match self.pop_locked(&mut st) {
+            Some(m) => {
+                let wake = Self::room_made(&mut st);
+                drop(st);
+                wake.into_iter().for_each(Waker::wake);
+                Ok(m)
+            }
+            None if st.closed => Err(TryRecvError::Closed),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Polls for the next message; `Ready(None)` once the mailbox is closed.
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<M>> {
+        let mut st = self.lock();
+        match self.pop_locked(&mut st) {
+            Some(m) => {
+                let wake = Self::room_made(&mut st);
+                drop(st);
+                wake.into_iter().for_each(Waker::wake);
+                Poll::Ready(Some(m))
+            }
+            None if st.closed => Poll::Ready(None),
+            None => {
+                st.rx_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Receives the next message: system messages first, then stashed ones, then user
+    /// messages in arrival order. `None` once the mailbox is closed.
+    pub async fn recv(&self) -> Option<M> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Moves up to `max` messages into `out` (system lane first) in one lock acquisition.
+    /// `Ready(true)` when at least one message was moved, `Ready(false)` once closed and empty.
+    pub fn poll_recv_batch(
+        &self,
+        cx: &mut Context<'_>,
+        max: usize,
+        out: &mut VecDeque<M>,
+    ) -> Poll<bool> {
+        let mut st = self.lock();
+        let before = out.len();
+        let max = max.max(1);
+        while out.len() - before < max {
+            match st.system.pop_front() {
+                Some(m) => out.push_back(m),
+                None => break,
+            }
+        }
+        while out.len() - before < max {
+            match st.stash.pop_front() {
+                Some(s) => {
+                    if s.user {
+                        st.stash_user -= 1;
+                        self.user_len.fetch_sub(1, Ordering::AcqRel);
+                    }
+                    out.push_back(s.msg);
+                }
+                None => break,
+            }
+        }
+        let want = max - (out.len() - before);
+        if want > 0 && !st.user.is_empty() {
+            let n = want.min(st.user.len());
+            if n == st.user.len() && out.is_empty() {
+                // Take the whole lane without copying element by element.
+                std::mem::swap(out, &mut st.user);
+            } else {
+                out.extend(st.user.drain(..n));
+            }
+            self.user_len.fetch_sub(n, Ordering::AcqRel);
+        }
+        if out.len() > before {
+            let wake = Self::room_made(&mut st);
+            drop(st);
+            wake.into_iter().for_each(Waker::wake);
+            Poll::Ready(true)
+        } else if st.closed {
+            Poll::Ready(false)
+        } else {
+            st.rx_waker = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    /// Receives up to `max` messages into `out`; `false` once the mailbox is closed and empty.
+    pub async fn recv_batch(&self, max: usize, out: &mut VecDeque<M>) -> bool {
+        poll_fn(|cx| self.poll_recv_batch(cx, max, out)).await
+    }
+
+    /// Blocks the calling thread for the next message, up to `timeout` (`None`: forever).
+    pub fn recv_blocking(&self, timeout: Option<Duration>) -> Result<M, RecvError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let waker = thread_waker();
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            match self.poll_recv(&mut cx) {
+                Poll::Ready(Some(m)) => return Ok(m),
+                Poll::Ready(None) => return Err(RecvError::Closed),
+                Poll::Pending => {
+                    if !park_until(deadline) {
+                        return match self.try_recv() {
+                            Ok(m) => Ok(m),
+                            Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                            Err(TryRecvError::Empty) => Err(RecvError::Timeout),
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Polls for the first message, stashed or new, that `matcher` accepts. Messages it
+    /// rejects are stashed in order and come back, before newer ones, from later receives.
+    pub fn poll_selective<F>(&self, cx: &mut Context<'_>, matcher: &mut F) -> Poll<Option<M>>
+    where
+        F: FnMut(&M) -> bool,
+    {
+        let mut st = self.lock();
+        if let Some(i) = st.stash.iter().position(|s| matcher(&s.msg)) {
+            let s = st.stash.remove(i).expect("index from position");
+            if s.user {
+                st.stash_user -= 1;
+                self.user_len.fetch_sub(1, Ordering::AcqRel);
+            }
+            return Poll::Ready(Some(s.msg));
+        }
+        let mut moved_user = false;
+        let mut found = None;
+        while let Some(m) = st.system.pop_front() {
+            if matcher(&m) {
+                found = Some(m);
+                break;
+            }
+            st.stash.push_back(Stashed {
+                msg: m,
+                user: false,
+            });
+        }
+        if found.is_none() {
+            while let Some(m) = st.user.pop_front() {
+                moved_user = true;
+                if matcher(&m) {
+                    self.user_len.fetch_sub(1, Ordering::AcqRel);
+                    found = Some(m);
+                    break;
+                }
+                st.stash_user += 1;
+                st.stash.push_back(Stashed { msg: m, user: true });
+            }
+        }
+        let wake = if moved_user {
+            Self::room_made(&mut st)
+        } else {
+            Vec::new()
+        };
+        let result = match found {
+            Some(m) => Poll::Ready(Some(m)),
+            None if st.closed => Poll::Ready(None),
+            None => {
+                st.rx_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        };
+        drop(st);
+        wake.into_iter().for_each(Waker::wake);
+        result
+    }
+
+    /// Receives the first message that `matcher` accepts (see [`Mailbox::poll_selective`]).
+    pub async fn selective_recv<F>(&self, mut matcher: F) -> Option<M>
+    where
+        F: FnMut(&M) -> bool,
+    {
+        poll_fn(|cx| self.poll_selective(cx, &mut matcher)).await
+    }
+
+    /// Blocking form of [`Mailbox::selective_recv`] with an optional timeout.
+    pub fn selective_recv_blocking<F>(
+        &self,
+        mut matcher: F,
+        timeout: Option<Duration>,
+    ) -> Result<M, RecvError>
+    where
+        F: FnMut(&M) -> bool,
+    {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let waker = thread_waker();
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            match self.poll_selective(&mut cx, &mut matcher) {
+                Poll::Ready(Some(m)) => return Ok(m),
+                Poll::Ready(None) => return Err(RecvError::Closed),
+                Poll::Pending => {
+                    if !park_until(deadline) {
+                        // Final check after the deadline, with a no-op waker.
+                        return match self.poll_selective(&mut cx, &mut matcher) {
+                            Poll::Ready(Some(m)) => Ok(m),
+                            Poll::Ready(None) => Err(RecvError::Closed),
+                            Poll::Pending => Err(RecvError::Timeout),
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Wakes a parked thread.
+struct ThreadWaker(Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+fn thread_waker() -> Waker {
+    Waker::from(Arc::new(ThreadWaker(std::thread::current())))
+}
+
+/// Parks until unparked or the deadline; `false` when the deadline has passed.
+fn park_until(deadline: Option<Instant>) -> bool {
+    match deadline {
+        None => {
+            std::thread::park();
+            true
+        }
+        Some(d) => {
+            let now = Instant::now();
+            if now >= d {
+                return false;
+            }
+            std::thread::park_timeout(d - now);
+            Instant::now() < d
+        }
+    }
+}
+
+/// Drives a future to completion on the current thread (used by blocking callers outside any
+/// async runtime).
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let waker = thread_waker();
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(v) = Pin::as_mut(&mut fut).poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}

@@ -1,0 +1,152 @@
+//! Many producers at once: nothing accepted is lost, per-producer order holds.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use iris_mailbox::{Mailbox, Offer, OverflowPolicy};
+
+const PRODUCERS: u64 = 8;
+
+fn check_per_producer_order(got: &[u64], per: u64) {
+    let mut next = vec![0u64; PRODUCERS as usize];
+    for &m in got {
+        let (p, i) = ((m >> 32) as usize, m & 0xffff_ffff);
+        assert_eq!(i, next[p], "producer {p} out of order");
+        next[p] += 1;
+    }
+    assert!(next.iter().all(|&n| n == per), "lost messages: {next:?}");
+}
+
+#[test]
+fn unbounded_many_threads_lose_nothing() {
+    let per = 20_000u64;
+    let mb = Arc::new(Mailbox::unbounded());
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            let mb = mb.clone();
+            std::thread::spawn(move || {
+                for i in 0..per {
+                    assert_eq!(mb.offer((p << 32) | i), Offer::Queued);
+                }
+            })
+        })
+        .collect();
+    let mut got = Vec::with_capacity((per * PRODUCERS) as usize);
+    while got.len() < (per * PRODUCERS) as usize {
+        if let Ok(m) = mb.recv_blocking(Some(std::time::Duration::from_secs(10))) {
+            got.push(m);
+        } else {
+            panic!("consumer starved with {} received", got.len());
+        }
+    }
+    producers.into_iter().for_each(|t| t.join().unwrap());
+    check_per_producer_order(&got, per);
+}
+
+#[test]
+fn block_under_eight_producers_loses_nothing_and_keeps_order() {
+    let per = 5_000u64;
+    let mb = Arc::new(Mailbox::bounded(16).unwrap());
+    mb.set_policy(OverflowPolicy::Block).unwrap();
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            let mb = mb.clone();
+            std::thread::spawn(move || {
+                for i in 0..per {
+                    let m = (p << 32) | i;
+                    match mb.offer(m) {
+                        Offer::Queued => {}
+                        Offer::MustWait(m) => mb.push_wait_blocking(m, None).unwrap(),
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut got = Vec::new();
+    let mut batch = VecDeque::new();
+    while got.len() < (per * PRODUCERS) as usize {
+        assert!(mb.capacity().is_some_and(|c| mb.len() <= c));
+        assert!(iris_mailbox::block_on(mb.recv_batch(7, &mut batch)));
+        got.extend(batch.drain(..));
+    }
+    producers.into_iter().for_each(|t| t.join().unwrap());
+    check_per_producer_order(&got, per);
+}
+
+#[test]
+fn block_async_producers_on_tokio() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let per = 3_000u64;
+    let got = rt.block_on(async {
+        let mb = Arc::new(Mailbox::bounded(4).unwrap());
+        mb.set_policy(OverflowPolicy::Block).unwrap();
+        let mut tasks = Vec::new();
+        for p in 0..PRODUCERS {
+            let mb = mb.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..per {
+                    mb.push_wait((p << 32) | i).await.unwrap();
+                }
+            }));
+        }
+        let mut got = Vec::new();
+        while got.len() < (per * PRODUCERS) as usize {
+            got.push(mb.recv().await.unwrap());
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        got
+    });
+    check_per_producer_order(&got, per);
+}
+
+#[test]
+fn drop_old_under_contention_counts_exactly() {
+    let per = 10_000u64;
+    let mb = Arc::new(Mailbox::bounded(8).unwrap());
+    mb.set_policy(OverflowPolicy::DropOld).unwrap();
+    let evicted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            let (mb, evicted) = (mb.clone(), evicted.clone());
+            std::thread::spawn(move || {
+                for i in 0..per {
+                    match mb.offer((p << 32) | i) {
+                        Offer::Queued => {}
+                        Offer::Evicted(_) => {
+                            evicted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut received = 0u64;
+    let done = || producers.iter().all(|t| t.is_finished());
+    loop {
+        let finished = done();
+        while mb.try_recv().is_ok() {
+            received += 1;
+        }
+        if finished {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    producers.into_iter().for_each(|t| t.join().unwrap());
+    while mb.try_recv().is_ok() {
+        received += 1;
+    }
+    let evicted = evicted.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        received + evicted,
+        per * PRODUCERS,
+        "every message is received or evicted once"
+    );
+}
