@@ -186,6 +186,12 @@ impl<M> Mailbox<M> {
         self.len() == 0
     }
 
+    /// `true` when any message (system, stashed or user) is waiting.
+    pub fn has_messages(&self) -> bool {
+        let st = self.lock();
+        !(st.system.is_empty() && st.stash.is_empty() && st.user.is_empty())
+    }
+
     /// `true` once [`Mailbox::close`] ran.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)

@@ -8,13 +8,15 @@ use std::pin::Pin;
 use iris_mailbox::Mailbox;
 
 /// What a handler wants after a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Flow {
     /// Keep handling messages.
     #[default]
     Continue,
     /// End the actor normally.
     Stop,
+    /// End the actor because guest code failed; the text describes the failure.
+    Crash(String),
 }
 
 /// The result of calling a handler on one message: finished at once, or a future to await.
@@ -35,7 +37,7 @@ impl std::fmt::Debug for Step {
 }
 
 /// Why a push loop returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoopEnd {
     /// The mailbox was closed (the actor was stopped).
     Closed,
@@ -43,6 +45,8 @@ pub enum LoopEnd {
     Stopped,
     /// No message arrived within the idle timeout.
     Idle,
+    /// The handler returned [`Flow::Crash`].
+    Crashed(String),
 }
 
 /// A reduction counter: `budget` messages in a row, then a yield.
@@ -112,8 +116,10 @@ where
                 Step::Done(flow) => flow,
                 Step::Async(fut) => fut.await,
             };
-            if flow == Flow::Stop {
-                return LoopEnd::Stopped;
+            match flow {
+                Flow::Continue => {}
+                Flow::Stop => return LoopEnd::Stopped,
+                Flow::Crash(why) => return LoopEnd::Crashed(why),
             }
             if mailbox.is_closed() {
                 return LoopEnd::Closed;

@@ -1,1 +1,26 @@
-//! iris (in progress)
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs, unreachable_pub)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod actor;
+mod behavior;
+mod error;
+mod message;
+mod runtime;
+
+pub use actor::Pid;
+pub use behavior::{Behavior, DEFAULT_HISTORY, IntoFlow};
+pub use bytes::Bytes;
+pub use error::{ActorError, SendError};
+pub use iris_mailbox::{OverflowPolicy, RecvError, TryRecvError};
+pub use iris_sched::Flow;
+pub use iris_supervisor::{ExitInfo, ExitReason};
+pub use message::{Message, SystemMessage};
+pub use runtime::{DEFAULT_BUDGET, Receiver, Runtime, SpawnOptions};
+
+/// The names most programs need.
+pub mod prelude {
+    pub use crate::{
+        Bytes, ExitInfo, ExitReason, Flow, Message, OverflowPolicy, Pid, Runtime, SystemMessage,
+    };
+}

@@ -1,0 +1,243 @@
+//! The actor cell and the PID table.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use iris_mailbox::Mailbox;
+use iris_supervisor::ExitInfo;
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+use crate::Message;
+use crate::behavior::Behaviors;
+
+/// A process identifier: positive, unique across every runtime in the process, never reused,
+/// and below 2^53 so JavaScript numbers hold it exactly.
+pub type Pid = u64;
+
+static NEXT_PID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) fn next_pid() -> Pid {
+    NEXT_PID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Locks a mutex, ignoring poison: the runtime's own critical sections never leave state
+/// half-written, and a panicking user handler must not take the runtime down with it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How an actor runs.
+pub(crate) enum Kind {
+    /// A handler per message, swappable.
+    Push {
+        behaviors: Behaviors,
+        budget: usize,
+        idle: Option<Duration>,
+        reactivate: bool,
+    },
+    /// An async closure that owns its receiver (`spawn_actor`); cancelled on kill.
+    Task { abort: Mutex<Option<AbortHandle>> },
+    /// A closure on its own OS thread (`spawn_with_mailbox`).
+    Pull,
+}
+
+/// Completion of an actor's exit, for `join` (blocking) and `wait` (async).
+pub(crate) struct ExitLatch {
+    done: Mutex<Option<ExitInfo>>,
+    cv: Condvar,
+    notify: Notify,
+}
+
+impl ExitLatch {
+    fn new() -> ExitLatch {
+        ExitLatch {
+            done: Mutex::new(None),
+            cv: Condvar::new(),
+            notify: Notify::new(),
+        }
+    }
+
+    pub(crate) fn set(&self, info: ExitInfo) {
+        *lock(&self.done) = Some(info);
+        self.cv.notify_all();
+        self.notify.notify_waiters();
+    }
+
+    pub(crate) fn get(&self) -> Option<ExitInfo> {
+        lock(&self.done).clone()
+    }
+
+    pub(crate) fn wait_blocking(&self, timeout: Option<Duration>) -> Option<ExitInfo> {
+        let mut g = lock(&self.done);
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        while g.is_none() {
+            match deadline {
+                None => g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = std::time::Instant::now();
+                    if now >= d {
+                        return None;
+                    }
+                    g = self
+                        .cv
+                        .wait_timeout(g, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+        g.clone()
+    }
+
+    pub(crate) async fn wait(&self) -> ExitInfo {
+        loop {
+            let notified = self.notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(info) = self.get() {
+                return info;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// One actor.
+pub(crate) struct Actor {
+    pub(crate) pid: Pid,
+    pub(crate) mailbox: Mailbox<Message>,
+    pub(crate) kind: Kind,
+    pub(crate) parent: Option<Pid>,
+    pub(crate) children: Mutex<Vec<Pid>>,
+    pub(crate) timers: Mutex<Vec<u64>>,
+    /// The reason asked for by `stop`, a link or a parent, used when the actor ends because
+    /// its mailbox was closed.
+    pub(crate) kill: Mutex<Option<ExitInfo>>,
+    pub(crate) exit: ExitLatch,
+    pub(crate) is_virtual: bool,
+    /// For virtual actors: `true` while no task runs the actor.
+    pub(crate) dormant: AtomicBool,
+    /// Set once the exit procedure started, so it runs exactly once.
+    pub(crate) finishing: AtomicBool,
+}
+
+impl Actor {
+    pub(crate) fn new(
+        pid: Pid,
+        mailbox: Mailbox<Message>,
+        kind: Kind,
+        parent: Option<Pid>,
+        is_virtual: bool,
+    ) -> Actor {
+        Actor {
+            pid,
+            mailbox,
+            kind,
+            parent,
+            children: Mutex::new(Vec::new()),
+            timers: Mutex::new(Vec::new()),
+            kill: Mutex::new(None),
+            exit: ExitLatch::new(),
+            is_virtual,
+            dormant: AtomicBool::new(is_virtual),
+            finishing: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn is_alive(&self) -> bool {
+        !self.mailbox.is_closed()
+    }
+}
+
+/// A hasher for sequential PIDs: one multiply spreads them over the buckets.
+#[derive(Default)]
+pub(crate) struct PidHasher(u64);
+
+impl Hasher for PidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type PidMap<V> = HashMap<Pid, V, BuildHasherDefault<PidHasher>>;
+
+const SHARDS: usize = 64;
+
+/// PID → actor, sharded so lookups from many threads rarely meet on a lock.
+pub(crate) struct Table {
+    shards: Box<[RwLock<PidMap<Arc<Actor>>>]>,
+    live: AtomicUsize,
+}
+
+impl Table {
+    pub(crate) fn new() -> Table {
+        Table {
+            shards: (0..SHARDS)
+                .map(|_| RwLock::new(PidMap::default()))
+                .collect(),
+            live: AtomicUsize::new(0),
+        }
+    }
+
+    fn shard(&self, pid: Pid) -> &RwLock<PidMap<Arc<Actor>>> {
+        &self.shards[(pid as usize) % SHARDS]
+    }
+
+    pub(crate) fn get(&self, pid: Pid) -> Option<Arc<Actor>> {
+        self.shard(pid)
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&pid)
+            .cloned()
+    }
+
+    pub(crate) fn insert(&self, actor: Arc<Actor>) {
+        let pid = actor.pid;
+        self.shard(pid)
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(pid, actor);
+        self.live.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn remove(&self, pid: Pid) -> Option<Arc<Actor>> {
+        let removed = self
+            .shard(pid)
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&pid);
+        if removed.is_some() {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+        }
+        removed
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn all(&self) -> Vec<Arc<Actor>> {
+        let mut out = Vec::new();
+        for s in self.shards.iter() {
+            out.extend(
+                s.read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .cloned(),
+            );
+        }
+        out
+    }
+}

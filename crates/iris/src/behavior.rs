@@ -1,0 +1,158 @@
+//! Push-actor behaviours: the handler a message runs through, swappable at run time.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use iris_sched::{Flow, Step};
+
+use crate::Message;
+
+/// What a handler's result means for the actor: `()` and [`Flow::Continue`] keep it running,
+/// [`Flow::Stop`] ends it normally, an `Err` ends it with `Crash`.
+pub trait IntoFlow {
+    /// Converts the handler's result.
+    fn into_flow(self) -> Flow;
+}
+
+impl IntoFlow for () {
+    fn into_flow(self) -> Flow {
+        Flow::Continue
+    }
+}
+
+impl IntoFlow for Flow {
+    fn into_flow(self) -> Flow {
+        self
+    }
+}
+
+impl<T: IntoFlow, E: fmt::Display> IntoFlow for Result<T, E> {
+    fn into_flow(self) -> Flow {
+        match self {
+            Ok(v) => v.into_flow(),
+            Err(e) => Flow::Crash(e.to_string()),
+        }
+    }
+}
+
+/// A push actor's behaviour: called once per message, one message at a time.
+#[derive(Clone)]
+pub struct Behavior(Arc<dyn Fn(Message) -> Step + Send + Sync>);
+
+impl fmt::Debug for Behavior {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Behavior(..)")
+    }
+}
+
+impl Behavior {
+    /// A synchronous handler.
+    pub fn from_fn<F, R>(f: F) -> Behavior
+    where
+        F: Fn(Message) -> R + Send + Sync + 'static,
+        R: IntoFlow,
+    {
+        Behavior(Arc::new(move |m| Step::Done(f(m).into_flow())))
+    }
+
+    /// An asynchronous handler (`|msg| async move { .. }`).
+    pub fn from_async<F, Fut>(f: F) -> Behavior
+    where
+        F: Fn(Message) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoFlow,
+    {
+        Behavior(Arc::new(move |m| {
+            let fut = f(m);
+            Step::Async(Box::pin(async move { fut.await.into_flow() }))
+        }))
+    }
+
+    pub(crate) fn call(&self, msg: Message) -> Step {
+        (self.0)(msg)
+    }
+}
+
+/// Default number of behaviours an actor remembers for rollback, its initial one included.
+pub const DEFAULT_HISTORY: usize = 16;
+
+struct Versioned {
+    version: u64,
+    behavior: Behavior,
+}
+
+struct History {
+    entries: VecDeque<Arc<Versioned>>,
+    cursor: usize,
+    next_version: u64,
+}
+
+/// The current behaviour (lock-free to read per message) and a bounded history for rollback.
+pub(crate) struct Behaviors {
+    current: ArcSwap<Versioned>,
+    history: Mutex<History>,
+}
+
+impl Behaviors {
+    pub(crate) fn new(initial: Behavior) -> Behaviors {
+        let first = Arc::new(Versioned {
+            version: 1,
+            behavior: initial,
+        });
+        Behaviors {
+            current: ArcSwap::new(first.clone()),
+            history: Mutex::new(History {
+                entries: VecDeque::from([first]),
+                cursor: 0,
+                next_version: 2,
+            }),
+        }
+    }
+
+    pub(crate) fn call(&self, msg: Message) -> Step {
+        // The guard keeps the behaviour alive for this call even if it is swapped meanwhile.
+        let current = self.current.load();
+        current.behavior.call(msg)
+    }
+
+    pub(crate) fn version(&self) -> u64 {
+        self.current.load().version
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, History> {
+        self.history.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Installs a new behaviour; later history entries (undone by a rollback) are discarded.
+    pub(crate) fn swap(&self, behavior: Behavior) -> u64 {
+        let mut h = self.lock();
+        let version = h.next_version;
+        h.next_version += 1;
+        let keep = h.cursor + 1;
+        h.entries.truncate(keep);
+        let entry = Arc::new(Versioned { version, behavior });
+        h.entries.push_back(entry.clone());
+        while h.entries.len() > DEFAULT_HISTORY {
+            h.entries.pop_front();
+        }
+        h.cursor = h.entries.len() - 1;
+        self.current.store(entry);
+        version
+    }
+
+    /// Goes back `steps` behaviours; returns the version now current.
+    pub(crate) fn rollback(&self, steps: usize) -> Result<u64, usize> {
+        let mut h = self.lock();
+        if steps == 0 || steps > h.cursor {
+            return Err(h.cursor);
+        }
+        h.cursor -= steps;
+        let entry = h.entries[h.cursor].clone();
+        let version = entry.version;
+        self.current.store(entry);
+        Ok(version)
+    }
+}

@@ -1,0 +1,84 @@
+//! Messages: user bytes or system signals.
+
+use bytes::Bytes;
+use iris_supervisor::ExitInfo;
+
+use crate::Pid;
+
+/// A message in an actor's mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Application data.
+    User(Bytes),
+    /// A runtime signal; system messages overtake user messages in a mailbox.
+    System(SystemMessage),
+}
+
+impl Message {
+    /// The payload of a user message.
+    pub fn as_user(&self) -> Option<&Bytes> {
+        match self {
+            Message::User(b) => Some(b),
+            Message::System(_) => None,
+        }
+    }
+
+    /// `true` for a system message.
+    pub fn is_system(&self) -> bool {
+        matches!(self, Message::System(_))
+    }
+}
+
+impl From<Bytes> for Message {
+    fn from(b: Bytes) -> Message {
+        Message::User(b)
+    }
+}
+
+impl From<&'static str> for Message {
+    fn from(s: &'static str) -> Message {
+        Message::User(Bytes::from_static(s.as_bytes()))
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    fn from(v: Vec<u8>) -> Message {
+        Message::User(Bytes::from(v))
+    }
+}
+
+/// A runtime signal delivered on the system lane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SystemMessage {
+    /// A linked actor (or a child, for a supervisor) exited and this actor traps exits.
+    Exit {
+        /// The actor that exited.
+        from: Pid,
+        /// The actor receiving the signal.
+        target: Pid,
+        /// Why it exited.
+        info: ExitInfo,
+    },
+    /// A monitored actor exited (type `"DOWN"` in Python and Node).
+    Down {
+        /// The monitor reference returned by `monitor`.
+        monitor: u64,
+        /// The actor that exited.
+        from: Pid,
+        /// The watcher receiving the signal.
+        target: Pid,
+        /// Why it exited (`Other("noproc")` when it was already dead).
+        info: ExitInfo,
+    },
+}
+
+impl SystemMessage {
+    /// The type name the bindings show: `"EXIT"`, `"DOWN"`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SystemMessage::Exit { .. } => "EXIT",
+            SystemMessage::Down { .. } => "DOWN",
+        }
+    }
+}

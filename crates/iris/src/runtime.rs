@@ -1,0 +1,1071 @@
+//! The runtime: spawning, sending, stopping, exits, children, timers, virtual actors and
+//! hot swap.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use iris_mailbox::{Mailbox, Offer, OverflowPolicy, RecvError, TryRecvError};
+use iris_sched::{CatchUnwind, LoopEnd, Scheduler, TokioScheduler, push_loop};
+use iris_supervisor::{ExitInfo, ExitReason};
+use tokio::runtime::RuntimeFlavor;
+use tokio::task::AbortHandle;
+
+use crate::actor::{Actor, Kind, Pid, Table, lock, next_pid};
+use crate::behavior::{Behavior, Behaviors, IntoFlow};
+use crate::error::{ActorError, SendError};
+use crate::message::Message;
+
+/// The default reduction budget: messages a push actor handles in a row before it yields.
+pub const DEFAULT_BUDGET: usize = 100;
+
+static NEXT_TIMER: AtomicU64 = AtomicU64::new(1);
+
+struct TimerEntry {
+    pid: Pid,
+    abort: AbortHandle,
+}
+
+pub(crate) struct Inner {
+    pub(crate) sched: TokioScheduler,
+    pub(crate) table: Table,
+    timers: Mutex<HashMap<u64, TimerEntry>>,
+    shutting_down: AtomicBool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone: nobody can reach these actors any more.
+        for actor in self.table.all() {
+            actor.mailbox.close();
+            if let Kind::Task { abort } = &actor.kind
+                && let Some(a) = lock(abort).take()
+            {
+                a.abort();
+            }
+        }
+        for (_, t) in lock(&self.timers).drain() {
+            t.abort.abort();
+        }
+    }
+}
+
+/// Options of a spawned actor.
+#[derive(Debug, Clone)]
+pub struct SpawnOptions {
+    /// Messages handled in a row before yielding (push actors).
+    pub budget: usize,
+    /// A bounded mailbox of this capacity (`None`: unbounded).
+    pub capacity: Option<usize>,
+    /// The parent: the actor is shut down when the parent exits.
+    pub parent: Option<Pid>,
+}
+
+impl Default for SpawnOptions {
+    fn default() -> Self {
+        SpawnOptions {
+            budget: DEFAULT_BUDGET,
+            capacity: None,
+            parent: None,
+        }
+    }
+}
+
+/// The Iris runtime. Cheap to clone; every clone is the same runtime.
+///
+/// `Runtime::new()` works from any thread: inside a multi-thread Tokio runtime it shares it,
+/// elsewhere it starts its own.
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("actors", &self.inner.table.len())
+            .finish()
+    }
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Runtime::new()
+    }
+}
+
+/// The receiving end of an actor's mailbox, handed to `spawn_actor` and `spawn_with_mailbox`
+/// closures.
+pub struct Receiver {
+    actor: Arc<Actor>,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("pid", &self.actor.pid)
+            .finish()
+    }
+}
+
+impl Receiver {
+    /// The PID of the actor this receiver belongs to.
+    pub fn pid(&self) -> Pid {
+        self.actor.pid
+    }
+
+    /// The next message (system messages first); `None` once the actor is stopped.
+    pub async fn recv(&mut self) -> Option<Message> {
+        self.actor.mailbox.recv().await
+    }
+
+    /// The next message without waiting.
+    pub fn try_recv(&mut self) -> Result<Message, TryRecvError> {
+        self.actor.mailbox.try_recv()
+    }
+
+    /// Blocks the thread for the next message, up to `timeout` (for pull actors).
+    pub fn recv_blocking(&mut self, timeout: Option<Duration>) -> Result<Message, RecvError> {
+        self.actor.mailbox.recv_blocking(timeout)
+    }
+
+    /// The first message, stashed or new, that `matcher` accepts; the others keep their order.
+    pub async fn selective_recv<F>(&mut self, matcher: F) -> Option<Message>
+    where
+        F: FnMut(&Message) -> bool,
+    {
+        self.actor.mailbox.selective_recv(matcher).await
+    }
+
+    /// Blocking form of [`Receiver::selective_recv`].
+    pub fn selective_recv_blocking<F>(
+        &mut self,
+        matcher: F,
+        timeout: Option<Duration>,
+    ) -> Result<Message, RecvError>
+    where
+        F: FnMut(&Message) -> bool,
+    {
+        self.actor.mailbox.selective_recv_blocking(matcher, timeout)
+    }
+
+    /// Queued user messages, the stash included.
+    pub fn len(&self) -> usize {
+        self.actor.mailbox.len()
+    }
+
+    /// `true` when no user message is queued.
+    pub fn is_empty(&self) -> bool {
+        self.actor.mailbox.is_empty()
+    }
+}
+
+enum Routed {
+    Done(Result<(), SendError>),
+    Wait(Arc<Actor>, Message),
+}
+
+/// Whether blocking this thread needs `block_in_place` (a multi-thread Tokio worker).
+fn blocking_section<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+impl Runtime {
+    /// A runtime on the caller's multi-thread Tokio runtime, or on its own.
+    ///
+    /// # Panics
+    /// Only if the OS refuses to start Tokio's worker threads; use [`Runtime::try_new`] to get
+    /// that as an error.
+    pub fn new() -> Runtime {
+        Runtime::try_new().expect("cannot start the Iris runtime")
+    }
+
+    /// Like [`Runtime::new`], with a typed error.
+    pub fn try_new() -> Result<Runtime, ActorError> {
+        Ok(Runtime::with_scheduler(
+            TokioScheduler::new().map_err(ActorError::Sched)?,
+        ))
+    }
+
+    /// A runtime on its own Tokio runtime with `workers` threads.
+    pub fn with_workers(workers: usize) -> Result<Runtime, ActorError> {
+        Ok(Runtime::with_scheduler(
+            TokioScheduler::owned(Some(workers)).map_err(ActorError::Sched)?,
+        ))
+    }
+
+    fn with_scheduler(sched: TokioScheduler) -> Runtime {
+        Runtime {
+            inner: Arc::new(Inner {
+                sched,
+                table: Table::new(),
+                timers: Mutex::new(HashMap::new()),
+                shutting_down: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The Tokio handle actors run on.
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        self.inner.sched.handle()
+    }
+
+    /// Number of live actors (virtual ones included).
+    pub fn actor_count(&self) -> usize {
+        self.inner.table.len()
+    }
+
+    // ----- spawning -------------------------------------------------------------------------
+
+    fn new_actor(
+        &self,
+        kind: Kind,
+        opts: &SpawnOptions,
+        is_virtual: bool,
+    ) -> Result<Arc<Actor>, ActorError> {
+        if self.inner.shutting_down.load(Ordering::Acquire) {
+            return Err(ActorError::ShuttingDown);
+        }
+        let pid = next_pid();
+        let mailbox = match opts.capacity {
+            None => Mailbox::unbounded(),
+            Some(c) => Mailbox::bounded(c).map_err(|e| ActorError::Mailbox(pid, e))?,
+        };
+        let actor = Arc::new(Actor::new(pid, mailbox, kind, opts.parent, is_virtual));
+        // In the table first, so a parent exiting right now finds the child to shut down.
+        self.inner.table.insert(actor.clone());
+        if let Some(parent) = opts.parent {
+            let attached = match self.inner.table.get(parent) {
+                Some(p) => {
+                    let mut children = lock(&p.children);
+                    // Checked under the children lock: the parent's exit closes its mailbox
+                    // before it takes this lock to shut its children down.
+                    if p.is_alive() {
+                        children.push(pid);
+                        true
+                    } else {
+                        false
+                    }
+                }
+                None => false,
+            };
+            if !attached {
+                self.inner.table.remove(pid);
+                return Err(ActorError::ParentDead(parent));
+            }
+        }
+        Ok(actor)
+    }
+
+    fn push_kind(behavior: Behavior, budget: usize, idle: Option<Duration>, re: bool) -> Kind {
+        Kind::Push {
+            behaviors: Behaviors::new(behavior),
+            budget: budget.max(1),
+            idle,
+            reactivate: re,
+        }
+    }
+
+    /// Spawns a push actor with a [`Behavior`] and options; the general form of the
+    /// `spawn_*handler*` calls.
+    pub fn try_spawn_behavior(
+        &self,
+        behavior: Behavior,
+        opts: SpawnOptions,
+    ) -> Result<Pid, ActorError> {
+        let kind = Self::push_kind(behavior, opts.budget, None, false);
+        let actor = self.new_actor(kind, &opts, false)?;
+        let pid = actor.pid;
+        self.start_push(actor);
+        Ok(pid)
+    }
+
+    fn spawn_or_dead(&self, r: Result<Pid, ActorError>) -> Pid {
+        match r {
+            Ok(pid) => pid,
+            // The seed's Rust API returns a bare PID: a child of a dead parent (or an actor
+            // spawned during shutdown) is a PID that is already gone, so sends to it fail and
+            // `is_alive` is false. The `try_` forms return the error instead.
+            Err(_) => next_pid(),
+        }
+    }
+
+    /// Spawns a push actor: `handler(msg)` runs once per message, one at a time, in order.
+    /// The handler may return `()`, a [`iris_sched::Flow`] or a `Result` (an `Err` ends the
+    /// actor with `Crash`).
+    pub fn spawn_handler_with_budget<F, Fut>(&self, handler: F, budget: usize) -> Pid
+    where
+        F: Fn(Message) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoFlow,
+    {
+        let opts = SpawnOptions {
+            budget,
+            ..SpawnOptions::default()
+        };
+        self.spawn_or_dead(self.try_spawn_behavior(Behavior::from_async(handler), opts))
+    }
+
+    /// Spawns a push actor with a synchronous handler (no future per message).
+    pub fn spawn_fn<F, R>(&self, handler: F, budget: usize) -> Pid
+    where
+        F: Fn(Message) -> R + Send + Sync + 'static,
+        R: IntoFlow,
+    {
+        let opts = SpawnOptions {
+            budget,
+            ..SpawnOptions::default()
+        };
+        self.spawn_or_dead(self.try_spawn_behavior(Behavior::from_fn(handler), opts))
+    }
+
+    /// Spawns a push actor with a bounded mailbox (`capacity >= 1`; the policy starts as
+    /// `DropNew`).
+    pub fn spawn_handler_bounded<F, Fut>(
+        &self,
+        handler: F,
+        budget: usize,
+        capacity: usize,
+    ) -> Result<Pid, ActorError>
+    where
+        F: Fn(Message) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoFlow,
+    {
+        let opts = SpawnOptions {
+            budget,
+            capacity: Some(capacity),
+            parent: None,
+        };
+        self.try_spawn_behavior(Behavior::from_async(handler), opts)
+    }
+
+    /// Spawns a child push actor that is shut down (`Shutdown`) when `parent` exits.
+    pub fn spawn_child_handler_with_budget<F, Fut>(
+        &self,
+        parent: Pid,
+        handler: F,
+        budget: usize,
+    ) -> Pid
+    where
+        F: Fn(Message) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoFlow,
+    {
+        let opts = SpawnOptions {
+            budget,
+            capacity: None,
+            parent: Some(parent),
+        };
+        self.spawn_or_dead(self.try_spawn_behavior(Behavior::from_async(handler), opts))
+    }
+
+    /// Spawns an actor that owns its mailbox: `f(rx)` runs as one task and the actor exits
+    /// (`Normal`) when it returns. `stop` cancels it at its next `.await`.
+    pub fn spawn_actor<F, Fut>(&self, f: F) -> Pid
+    where
+        F: FnOnce(Receiver) -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+    {
+        self.spawn_or_dead(self.try_spawn_actor(f, SpawnOptions::default()))
+    }
+
+    /// Like [`Runtime::spawn_actor`]; the budget is accepted for API symmetry (the closure
+    /// drives its own receive loop).
+    pub fn spawn_actor_with_budget<F, Fut>(&self, f: F, budget: usize) -> Pid
+    where
+        F: FnOnce(Receiver) -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+    {
+        let opts = SpawnOptions {
+            budget,
+            ..SpawnOptions::default()
+        };
+        self.spawn_or_dead(self.try_spawn_actor(f, opts))
+    }
+
+    /// Like [`Runtime::spawn_actor`] with a bounded mailbox.
+    pub fn spawn_actor_bounded<F, Fut>(&self, f: F, capacity: usize) -> Result<Pid, ActorError>
+    where
+        F: FnOnce(Receiver) -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+    {
+        let opts = SpawnOptions {
+            capacity: Some(capacity),
+            ..SpawnOptions::default()
+        };
+        self.try_spawn_actor(f, opts)
+    }
+
+    /// Spawns a child actor that owns its mailbox; it is shut down when `parent` exits.
+    pub fn spawn_child<F, Fut>(&self, parent: Pid, f: F) -> Pid
+    where
+        F: FnOnce(Receiver) -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+    {
+        self.spawn_or_dead(self.try_spawn_child(parent, f))
+    }
+
+    /// Like [`Runtime::spawn_child`], failing with [`ActorError::ParentDead`].
+    pub fn try_spawn_child<F, Fut>(&self, parent: Pid, f: F) -> Result<Pid, ActorError>
+    where
+        F: FnOnce(Receiver) -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+    {
+        let opts = SpawnOptions {
+            parent: Some(parent),
+            ..SpawnOptions::default()
+        };
+        self.try_spawn_actor(f, opts)
+    }
+
+    /// Like [`Runtime::spawn_child`] with a budget (see [`Runtime::spawn_actor_with_budget`]).
+    pub fn spawn_child_with_budget<F, Fut>(&self, parent: Pid, f: F, budget: usize) -> Pid
+    where
+        F: FnOnce(Receiver) -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+    {
+        let opts = SpawnOptions {
+            parent: Some(parent),
+            budget,
+            capacity: None,
+        };
+        self.spawn_or_dead(self.try_spawn_actor(f, opts))
+    }
+
+    /// The general form of [`Runtime::spawn_actor`].
+    pub fn try_spawn_actor<F, Fut>(&self, f: F, opts: SpawnOptions) -> Result<Pid, ActorError>
+    where
+        F: FnOnce(Receiver) -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+    {
+        let kind = Kind::Task {
+            abort: Mutex::new(None),
+        };
+        let actor = self.new_actor(kind, &opts, false)?;
+        let pid = actor.pid;
+        let rx = Receiver {
+            actor: actor.clone(),
+        };
+        let weak = Arc::downgrade(&self.inner);
+        let guard = FinishGuard {
+            rt: weak,
+            actor: Some(actor.clone()),
+        };
+        let handle = self.inner.sched.spawn_task(async move {
+            let mut guard = guard;
+            let end = CatchUnwind::new(f(rx)).await;
+            let own = match end {
+                Ok(_) => Some(ExitInfo::new(ExitReason::Normal)),
+                Err(panic) => Some(ExitInfo::with_metadata(ExitReason::Panic, panic)),
+            };
+            guard.complete(own);
+        });
+        if let Kind::Task { abort } = &actor.kind {
+            *lock(abort) = Some(handle.abort_handle());
+        }
+        // A kill that raced the spawn found no abort handle yet: honour it now.
+        if !actor.is_alive() {
+            handle.abort();
+        }
+        Ok(pid)
+    }
+
+    /// Spawns a pull actor: `f(rx)` runs once on its own OS thread and blocks in
+    /// [`Receiver::recv_blocking`]; thousands can block at once. The actor exits when `f`
+    /// returns.
+    pub fn spawn_with_mailbox<F>(&self, f: F) -> Result<Pid, ActorError>
+    where
+        F: FnOnce(Receiver) + Send + 'static,
+    {
+        self.spawn_with_mailbox_opts(f, SpawnOptions::default())
+    }
+
+    /// The general form of [`Runtime::spawn_with_mailbox`].
+    pub fn spawn_with_mailbox_opts<F>(&self, f: F, opts: SpawnOptions) -> Result<Pid, ActorError>
+    where
+        F: FnOnce(Receiver) + Send + 'static,
+    {
+        let actor = self.new_actor(Kind::Pull, &opts, false)?;
+        let pid = actor.pid;
+        let rx = Receiver {
+            actor: actor.clone(),
+        };
+        let weak = Arc::downgrade(&self.inner);
+        let started = self.inner.sched.spawn_pull(
+            format!("iris-pull-{pid}"),
+            Box::new(move || {
+                let mut guard = FinishGuard {
+                    rt: weak,
+                    actor: Some(actor),
+                };
+                let own = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(rx))) {
+                    Ok(()) => ExitInfo::new(ExitReason::Normal),
+                    Err(p) => ExitInfo::with_metadata(
+                        ExitReason::Panic,
+                        iris_sched::panic_message(p.as_ref()),
+                    ),
+                };
+                guard.complete(Some(own));
+            }),
+        );
+        if let Err(e) = started {
+            if let Some(a) = self.inner.table.remove(pid) {
+                a.mailbox.close();
+            }
+            return Err(ActorError::Sched(e));
+        }
+        Ok(pid)
+    }
+
+    /// Reserves a PID for a virtual actor: it starts on the first message (from any path)
+    /// and, with an idle timeout, stops with `Timeout` after that long without a message.
+    pub fn spawn_virtual_handler_with_budget<F, Fut>(
+        &self,
+        handler: F,
+        budget: usize,
+        idle_timeout: Option<Duration>,
+    ) -> Pid
+    where
+        F: Fn(Message) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoFlow,
+    {
+        self.spawn_or_dead(self.try_spawn_virtual(
+            Behavior::from_async(handler),
+            budget,
+            idle_timeout,
+            false,
+        ))
+    }
+
+    /// The general form of virtual actors. With `reactivate`, an actor that idled out keeps
+    /// its PID and the next message starts it again (Orleans-style).
+    pub fn try_spawn_virtual(
+        &self,
+        behavior: Behavior,
+        budget: usize,
+        idle_timeout: Option<Duration>,
+        reactivate: bool,
+    ) -> Result<Pid, ActorError> {
+        let kind = Self::push_kind(behavior, budget, idle_timeout, reactivate);
+        let opts = SpawnOptions {
+            budget,
+            ..SpawnOptions::default()
+        };
+        Ok(self.new_actor(kind, &opts, true)?.pid)
+    }
+
+    /// `true` for a virtual actor that is reserved but not running.
+    pub fn is_dormant(&self, pid: Pid) -> bool {
+        self.inner
+            .table
+            .get(pid)
+            .is_some_and(|a| a.is_virtual && a.dormant.load(Ordering::SeqCst) && a.is_alive())
+    }
+
+    fn start_push(&self, actor: Arc<Actor>) {
+        let weak = Arc::downgrade(&self.inner);
+        self.inner.sched.spawn_task(run_push(weak, actor));
+    }
+
+    fn activate(&self, actor: &Arc<Actor>) {
+        if actor.is_virtual
+            && actor.dormant.load(Ordering::SeqCst)
+            && actor
+                .dormant
+                .compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            self.start_push(actor.clone());
+        }
+    }
+
+    // ----- sending --------------------------------------------------------------------------
+
+    fn route(&self, pid: Pid, msg: Message) -> Routed {
+        let mut visited: Vec<Pid> = Vec::new();
+        let mut target = pid;
+        let mut msg = msg;
+        loop {
+            let Some(actor) = self.inner.table.get(target) else {
+                return Routed::Done(Err(SendError::NoProcess(target, msg)));
+            };
+            let msg_back = match msg {
+                Message::System(_) => match actor.mailbox.push_system(msg) {
+                    Ok(()) => {
+                        self.activate(&actor);
+                        return Routed::Done(Ok(()));
+                    }
+                    Err(closed) => {
+                        return Routed::Done(Err(SendError::NoProcess(target, closed.0)));
+                    }
+                },
+                user => user,
+            };
+            match actor.mailbox.offer(msg_back) {
+                Offer::Queued | Offer::Evicted(_) => {
+                    self.activate(&actor);
+                    return Routed::Done(Ok(()));
+                }
+                Offer::Rejected(m) => return Routed::Done(Err(SendError::MailboxFull(target, m))),
+                Offer::Closed(m) => return Routed::Done(Err(SendError::NoProcess(target, m))),
+                Offer::MustWait(m) => return Routed::Wait(actor, m),
+                Offer::Redirect(next, m) => {
+                    visited.push(target);
+                    if visited.contains(&next) {
+                        return Routed::Done(Err(SendError::RedirectCycle(pid, m)));
+                    }
+                    target = next;
+                    msg = m;
+                }
+                Offer::Spill(next, m) => {
+                    if next != target {
+                        self.forward_detached(next, m.clone());
+                    }
+                    return Routed::Wait(actor, m);
+                }
+            }
+        }
+    }
+
+    /// Delivers without making the caller wait: a blocked delivery continues as a task.
+    fn forward_detached(&self, pid: Pid, msg: Message) {
+        if let Routed::Wait(actor, m) = self.route(pid, msg) {
+            let rt = self.clone();
+            self.inner.sched.spawn_task(async move {
+                if actor.mailbox.push_wait(m).await.is_ok() {
+                    rt.activate(&actor);
+                }
+            });
+        }
+    }
+
+    /// Sends a message. A full mailbox applies its overflow policy; under `Block` (and
+    /// `Spill`) the calling thread waits for room (inside Tokio via `block_in_place`; use
+    /// [`Runtime::send_async`] from async code).
+    pub fn send(&self, pid: Pid, msg: Message) -> Result<(), SendError> {
+        match self.route(pid, msg) {
+            Routed::Done(r) => r,
+            Routed::Wait(actor, m) => {
+                let r = blocking_section(|| actor.mailbox.push_wait_blocking(m, None));
+                match r {
+                    Ok(()) => {
+                        self.activate(&actor);
+                        Ok(())
+                    }
+                    Err(m) => Err(SendError::NoProcess(actor.pid, m)),
+                }
+            }
+        }
+    }
+
+    /// Sends user bytes.
+    pub fn send_user(&self, pid: Pid, data: impl Into<Bytes>) -> Result<(), SendError> {
+        self.send(pid, Message::User(data.into()))
+    }
+
+    /// Sends a message, waiting asynchronously for room under `Block`/`Spill`.
+    pub async fn send_async(&self, pid: Pid, msg: Message) -> Result<(), SendError> {
+        match self.route(pid, msg) {
+            Routed::Done(r) => r,
+            Routed::Wait(actor, m) => match actor.mailbox.push_wait(m).await {
+                Ok(()) => {
+                    self.activate(&actor);
+                    Ok(())
+                }
+                Err(closed) => Err(SendError::NoProcess(actor.pid, closed.0)),
+            },
+        }
+    }
+
+    // ----- lifecycle ------------------------------------------------------------------------
+
+    /// `true` while the actor is alive (and not yet stopped).
+    pub fn is_alive(&self, pid: Pid) -> bool {
+        self.inner.table.get(pid).is_some_and(|a| a.is_alive())
+    }
+
+    /// Stops an actor with `Killed` after the message it is handling; queued messages are
+    /// dropped. Returns `false` if it was not alive.
+    pub fn stop(&self, pid: Pid) -> bool {
+        self.kill(pid, ExitInfo::new(ExitReason::Killed))
+    }
+
+    /// Ends an actor with the given exit info (after the message it is handling).
+    pub fn exit(&self, pid: Pid, info: ExitInfo) -> bool {
+        self.kill(pid, info)
+    }
+
+    pub(crate) fn kill(&self, pid: Pid, info: ExitInfo) -> bool {
+        kill(&self.inner, pid, info)
+    }
+
+    /// Blocks until the actor has exited and returns why; `None` for an unknown PID.
+    pub fn join(&self, pid: Pid) -> Option<ExitInfo> {
+        let actor = self.inner.table.get(pid)?;
+        blocking_section(|| actor.exit.wait_blocking(None))
+    }
+
+    /// Like [`Runtime::join`] with a timeout; `None` also when it passes.
+    pub fn join_timeout(&self, pid: Pid, timeout: Duration) -> Option<ExitInfo> {
+        let actor = self.inner.table.get(pid)?;
+        blocking_section(|| actor.exit.wait_blocking(Some(timeout)))
+    }
+
+    /// Waits asynchronously for the actor's exit; `None` for an unknown PID.
+    pub async fn wait(&self, pid: Pid) -> Option<ExitInfo> {
+        let actor = self.inner.table.get(pid)?;
+        Some(actor.exit.wait().await)
+    }
+
+    /// Queued user messages of an actor (its selective-receive stash included); `None` for
+    /// unknown or dead PIDs.
+    pub fn mailbox_size(&self, pid: Pid) -> Option<usize> {
+        self.inner
+            .table
+            .get(pid)
+            .filter(|a| a.is_alive())
+            .map(|a| a.mailbox.len())
+    }
+
+    /// Sets the overflow policy of a bounded mailbox.
+    pub fn set_overflow_policy(&self, pid: Pid, policy: OverflowPolicy) -> Result<(), ActorError> {
+        let actor = self
+            .inner
+            .table
+            .get(pid)
+            .filter(|a| a.is_alive())
+            .ok_or(ActorError::NoProcess(pid))?;
+        actor
+            .mailbox
+            .set_policy(policy)
+            .map_err(|e| ActorError::Mailbox(pid, e))
+    }
+
+    /// The PIDs of an actor's live children.
+    pub fn children_of(&self, pid: Pid) -> Vec<Pid> {
+        self.inner
+            .table
+            .get(pid)
+            .map(|a| lock(&a.children).clone())
+            .unwrap_or_default()
+    }
+
+    /// Stops every actor with `Shutdown` and cancels every timer; waits up to `timeout` for
+    /// the exits to run. New spawns fail from now on. Returns `true` if all exited in time.
+    pub fn shutdown_timeout(&self, timeout: Duration) -> bool {
+        self.inner.shutting_down.store(true, Ordering::Release);
+        for (_, t) in lock(&self.inner.timers).drain() {
+            t.abort.abort();
+        }
+        let actors = self.inner.table.all();
+        for a in &actors {
+            self.kill(a.pid, ExitInfo::new(ExitReason::Shutdown));
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        blocking_section(|| {
+            actors.iter().all(|a| {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                a.exit.wait_blocking(Some(left)).is_some()
+            })
+        })
+    }
+
+    /// [`Runtime::shutdown_timeout`] with five seconds.
+    pub fn shutdown(&self) -> bool {
+        self.shutdown_timeout(Duration::from_secs(5))
+    }
+
+    // ----- hot swap -------------------------------------------------------------------------
+
+    fn behaviors<R>(&self, pid: Pid, f: impl FnOnce(&Behaviors) -> R) -> Result<R, ActorError> {
+        let actor = self
+            .inner
+            .table
+            .get(pid)
+            .filter(|a| a.is_alive())
+            .ok_or(ActorError::NoProcess(pid))?;
+        match &actor.kind {
+            Kind::Push { behaviors, .. } => Ok(f(behaviors)),
+            _ => Err(ActorError::NotSwappable(pid)),
+        }
+    }
+
+    /// Replaces a push actor's handler atomically: the message in progress finishes on the
+    /// old code, every message started afterwards uses the new one. Returns the new version.
+    pub fn hot_swap<F, Fut>(&self, pid: Pid, handler: F) -> Result<u64, ActorError>
+    where
+        F: Fn(Message) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoFlow,
+    {
+        self.hot_swap_behavior(pid, Behavior::from_async(handler))
+    }
+
+    /// [`Runtime::hot_swap`] with a ready-made [`Behavior`].
+    pub fn hot_swap_behavior(&self, pid: Pid, behavior: Behavior) -> Result<u64, ActorError> {
+        self.behaviors(pid, |b| b.swap(behavior))
+    }
+
+    /// The version of the actor's current behaviour (the initial one is 1).
+    pub fn behavior_version(&self, pid: Pid) -> Option<u64> {
+        self.behaviors(pid, |b| b.version()).ok()
+    }
+
+    /// Goes back `steps` behaviours in the bounded history (which includes the initial
+    /// behaviour); returns the version now current.
+    pub fn rollback_behavior(&self, pid: Pid, steps: usize) -> Result<u64, ActorError> {
+        self.behaviors(pid, |b| b.rollback(steps))?
+            .map_err(|available| ActorError::NoSuchVersion {
+                pid,
+                steps,
+                available,
+            })
+    }
+
+    // ----- timers ---------------------------------------------------------------------------
+
+    fn add_timer(&self, pid: Pid, fut: impl FnOnce(u64) -> AbortHandle) -> u64 {
+        let id = NEXT_TIMER.fetch_add(1, Ordering::Relaxed);
+        let Some(actor) = self.inner.table.get(pid).filter(|a| a.is_alive()) else {
+            return id;
+        };
+        let mut timers = lock(&self.inner.timers);
+        let abort = fut(id);
+        timers.insert(id, TimerEntry { pid, abort });
+        drop(timers);
+        lock(&actor.timers).push(id);
+        // The actor may have died between the check and the registration.
+        if !actor.is_alive() {
+            self.cancel_timer(id);
+        }
+        id
+    }
+
+    /// Sends `payload` to `pid` once after `delay_ms` milliseconds. Returns the timer id.
+    pub fn send_after(&self, pid: Pid, delay_ms: u64, payload: impl Into<Bytes>) -> u64 {
+        let payload = payload.into();
+        let weak = Arc::downgrade(&self.inner);
+        self.add_timer(pid, |id| {
+            self.inner
+                .sched
+                .spawn_task(async move {
+                    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                    let Some(inner) = weak.upgrade() else { return };
+                    let fire = lock(&inner.timers).remove(&id).is_some();
+                    if fire {
+                        let rt = Runtime { inner };
+                        let _ = rt.send_async(pid, Message::User(payload)).await;
+                    }
+                })
+                .abort_handle()
+        })
+    }
+
+    /// Sends `payload` to `pid` every `interval_ms` milliseconds (the first after one
+    /// interval) until cancelled or the actor dies. Returns the timer id.
+    pub fn send_interval(&self, pid: Pid, interval_ms: u64, payload: impl Into<Bytes>) -> u64 {
+        let payload = payload.into();
+        let weak = Arc::downgrade(&self.inner);
+        let period = Duration::from_millis(interval_ms.max(1));
+        self.add_timer(pid, |id| {
+            self.inner
+                .sched
+                .spawn_task(async move {
+                    let start = tokio::time::Instant::now() + period;
+                    let mut ticks = tokio::time::interval_at(start, period);
+                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        ticks.tick().await;
+                        let Some(inner) = weak.upgrade() else { return };
+                        if !lock(&inner.timers).contains_key(&id) {
+                            return;
+                        }
+                        let rt = Runtime { inner };
+                        if let Err(SendError::NoProcess(..)) =
+                            rt.send_async(pid, Message::User(payload.clone())).await
+                        {
+                            lock(&rt.inner.timers).remove(&id);
+                            return;
+                        }
+                    }
+                })
+                .abort_handle()
+        })
+    }
+
+    /// Cancels a timer; `true` only if it was still pending.
+    pub fn cancel_timer(&self, id: u64) -> bool {
+        cancel_timer(&self.inner, id)
+    }
+
+    /// Number of pending timers.
+    pub fn timer_count(&self) -> usize {
+        lock(&self.inner.timers).len()
+    }
+}
+
+fn cancel_timer(inner: &Inner, id: u64) -> bool {
+    let entry = lock(&inner.timers).remove(&id);
+    match entry {
+        Some(t) => {
+            t.abort.abort();
+            if let Some(a) = inner.table.get(t.pid) {
+                lock(&a.timers).retain(|&x| x != id);
+            }
+            true
+        }
+        None => false,
+    }
+}
+
+fn kill(inner: &Arc<Inner>, pid: Pid, info: ExitInfo) -> bool {
+    let Some(actor) = inner.table.get(pid) else {
+        return false;
+    };
+    {
+        let mut k = lock(&actor.kill);
+        if k.is_none() {
+            *k = Some(info);
+        }
+    }
+    let was_alive = actor.is_alive();
+    actor.mailbox.close();
+    match &actor.kind {
+        Kind::Task { abort } => {
+            if let Some(a) = lock(abort).as_ref() {
+                a.abort();
+            }
+        }
+        Kind::Push { .. } if actor.is_virtual => {
+            // A dormant virtual actor has no task to notice the close: finish it here.
+            if actor
+                .dormant
+                .compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                finish(inner, &actor, None);
+            }
+        }
+        _ => {}
+    }
+    was_alive
+}
+
+/// Runs the exit procedure once the actor's code has ended. `own` is the actor's own reason;
+/// `None` means it ended because its mailbox was closed, so the requested kill reason applies.
+fn finish(inner: &Arc<Inner>, actor: &Arc<Actor>, own: Option<ExitInfo>) {
+    if actor.finishing.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let requested = lock(&actor.kill).clone();
+    let info = match own {
+        Some(info) => info,
+        None => requested.unwrap_or_else(|| ExitInfo::new(ExitReason::Killed)),
+    };
+    actor.mailbox.close();
+    let pid = actor.pid;
+    let timers = std::mem::take(&mut *lock(&actor.timers));
+    for id in timers {
+        cancel_timer(inner, id);
+    }
+    let children = std::mem::take(&mut *lock(&actor.children));
+    for child in children {
+        kill(inner, child, ExitInfo::new(ExitReason::Shutdown));
+    }
+    if let Some(parent) = actor.parent
+        && let Some(p) = inner.table.get(parent)
+    {
+        lock(&p.children).retain(|&c| c != pid);
+    }
+    inner.table.remove(pid);
+    actor.exit.set(info);
+}
+
+/// Runs `finish` when an actor's task ends, also when the task is cancelled (kill of a
+/// `spawn_actor` actor) or the runtime drops it.
+struct FinishGuard {
+    rt: Weak<Inner>,
+    actor: Option<Arc<Actor>>,
+}
+
+impl FinishGuard {
+    fn complete(&mut self, own: Option<ExitInfo>) {
+        if let Some(actor) = self.actor.take() {
+            // A kill requested while the code was running wins over a clean return.
+            let own = match (own, lock(&actor.kill).is_some()) {
+                (Some(info), false) => Some(info),
+                (Some(info), true) if info.reason != ExitReason::Normal => Some(info),
+                _ => None,
+            };
+            match self.rt.upgrade() {
+                Some(inner) => finish(&inner, &actor, own),
+                None => {
+                    actor.mailbox.close();
+                    actor
+                        .exit
+                        .set(own.unwrap_or_else(|| ExitInfo::new(ExitReason::Shutdown)));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for FinishGuard {
+    fn drop(&mut self) {
+        self.complete(None);
+    }
+}
+
+async fn run_push(rt: Weak<Inner>, actor: Arc<Actor>) {
+    let Kind::Push {
+        behaviors,
+        budget,
+        idle,
+        reactivate,
+    } = &actor.kind
+    else {
+        return;
+    };
+    let mut guard = FinishGuard {
+        rt,
+        actor: Some(actor.clone()),
+    };
+    loop {
+        let end = CatchUnwind::new(push_loop(&actor.mailbox, *budget, *idle, |m| {
+            behaviors.call(m)
+        }))
+        .await;
+        let own = match end {
+            Ok(LoopEnd::Closed) => None,
+            Ok(LoopEnd::Stopped) => Some(ExitInfo::new(ExitReason::Normal)),
+            Ok(LoopEnd::Crashed(why)) => Some(ExitInfo::with_metadata(ExitReason::Crash, why)),
+            Err(panic) => Some(ExitInfo::with_metadata(ExitReason::Panic, panic)),
+            Ok(LoopEnd::Idle) if *reactivate => {
+                actor.dormant.store(true, Ordering::SeqCst);
+                // A message that arrived before `dormant` was set found the actor running and
+                // did not start it: pick it up ourselves unless a sender already did.
+                if actor.mailbox.has_messages()
+                    && actor
+                        .dormant
+                        .compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok()
+                {
+                    continue;
+                }
+                guard.actor = None;
+                return;
+            }
+            Ok(LoopEnd::Idle) => Some(ExitInfo::new(ExitReason::Timeout)),
+        };
+        guard.complete(own);
+        return;
+    }
+}
