@@ -944,15 +944,15 @@ fn kill(inner: &Arc<Inner>, pid: Pid, info: ExitInfo) -> bool {
                 a.abort();
             }
         }
-        Kind::Push { .. } if actor.is_virtual => {
-            // A dormant virtual actor has no task to notice the close: finish it here.
-            if actor
-                .dormant
-                .compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-            {
-                finish(inner, &actor, None);
-            }
+        // A dormant virtual actor has no task to notice the close: finish it here.
+        Kind::Push { .. }
+            if actor.is_virtual
+                && actor
+                    .dormant
+                    .compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok() =>
+        {
+            finish(inner, &actor, None);
         }
         _ => {}
     }

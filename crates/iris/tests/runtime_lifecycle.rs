@@ -1,0 +1,300 @@
+//! Spawning, PIDs, exits, children, stop and join through the public API.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use iris::prelude::*;
+use iris::{ActorError, SendError};
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn user(s: &'static str) -> Message {
+    Message::User(Bytes::from_static(s.as_bytes()))
+}
+
+#[test]
+fn pids_are_unique_positive_and_below_2_pow_53_across_runtimes() {
+    let a = Runtime::new();
+    let b = Runtime::new();
+    let mut seen = HashSet::new();
+    for _ in 0..500 {
+        for rt in [&a, &b] {
+            let pid = rt.spawn_fn(|_m| (), 10);
+            assert!(pid > 0 && pid < (1 << 53));
+            assert!(seen.insert(pid), "pid {pid} reused");
+            assert!(rt.stop(pid));
+        }
+    }
+}
+
+#[test]
+fn exit_reasons_normal_killed_panic_crash() {
+    let rt = Runtime::new();
+    let normal = rt.spawn_fn(|_m| Flow::Stop, 10);
+    rt.send(normal, user("x")).unwrap();
+    assert_eq!(rt.join(normal).unwrap().reason, ExitReason::Normal);
+
+    let killed = rt.spawn_fn(|_m| (), 10);
+    assert!(rt.stop(killed));
+    assert_eq!(rt.join(killed).unwrap().reason, ExitReason::Killed);
+    assert!(!rt.stop(killed), "stopping a dead actor reports false");
+
+    let panicky = rt.spawn_fn(|_m| -> () { panic!("kaboom") }, 10);
+    rt.send(panicky, user("x")).unwrap();
+    let info = rt.join(panicky).unwrap();
+    assert_eq!(info.reason, ExitReason::Panic);
+    assert_eq!(info.metadata.as_deref(), Some("kaboom"));
+
+    let crashy = rt.spawn_fn(|_m| Err::<(), _>("bad input"), 10);
+    rt.send(crashy, user("x")).unwrap();
+    let info = rt.join(crashy).unwrap();
+    assert_eq!(info.reason, ExitReason::Crash);
+    assert_eq!(info.metadata.as_deref(), Some("bad input"));
+
+    let pulled = rt.spawn_with_mailbox(|_rx| {}).unwrap();
+    assert_eq!(rt.join(pulled).unwrap().reason, ExitReason::Normal);
+
+    let task = rt.spawn_actor(|_rx| async move { panic!("in task") });
+    assert_eq!(rt.join(task).unwrap().reason, ExitReason::Panic);
+}
+
+#[test]
+fn send_to_dead_or_unknown_pid_hands_the_message_back() {
+    let rt = Runtime::new();
+    let pid = rt.spawn_fn(|_m| (), 10);
+    rt.stop(pid);
+    match rt.send(pid, user("late")) {
+        Err(SendError::NoProcess(p, m)) => {
+            assert_eq!(p, pid);
+            assert_eq!(m, user("late"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(matches!(
+        rt.send(u64::MAX >> 12, user("x")),
+        Err(SendError::NoProcess(..))
+    ));
+    assert_eq!(rt.mailbox_size(pid), None);
+}
+
+#[test]
+fn a_panicking_handler_among_a_thousand_healthy_ones_ends_only_itself() {
+    let rt = Runtime::new();
+    let handled = Arc::new(AtomicUsize::new(0));
+    let mut pids = Vec::new();
+    for _ in 0..1000 {
+        let h = handled.clone();
+        pids.push(rt.spawn_fn(
+            move |_m| {
+                h.fetch_add(1, Ordering::Relaxed);
+            },
+            10,
+        ));
+    }
+    let bad = rt.spawn_fn(|_m| -> () { panic!("one bad apple") }, 10);
+    rt.send(bad, user("x")).unwrap();
+    for &p in &pids {
+        rt.send(p, user("x")).unwrap();
+    }
+    assert_eq!(rt.join(bad).unwrap().reason, ExitReason::Panic);
+    wait_until("all healthy handled", || {
+        handled.load(Ordering::Relaxed) == 1000
+    });
+    assert!(pids.iter().all(|&p| rt.is_alive(p)));
+    // They still work afterwards.
+    for &p in &pids {
+        rt.send(p, user("y")).unwrap();
+    }
+    wait_until("second round", || handled.load(Ordering::Relaxed) == 2000);
+}
+
+#[test]
+fn stop_with_ten_thousand_queued_messages_drops_them_and_exits() {
+    let rt = Runtime::new();
+    let gate = Arc::new(std::sync::Barrier::new(2));
+    let handled = Arc::new(AtomicUsize::new(0));
+    let (g, h) = (gate.clone(), handled.clone());
+    let pid = rt.spawn_with_mailbox(move |mut rx| {
+        g.wait();
+        while rx.recv_blocking(None).is_ok() {
+            h.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    let pid = pid.unwrap();
+    for _ in 0..10_000 {
+        rt.send(pid, user("work")).unwrap();
+    }
+    assert_eq!(rt.mailbox_size(pid), Some(10_000));
+    assert!(rt.stop(pid));
+    assert!(!rt.is_alive(pid));
+    assert!(rt.send(pid, user("after")).is_err());
+    gate.wait();
+    let info = rt.join(pid).unwrap();
+    assert_eq!(info.reason, ExitReason::Killed);
+    assert_eq!(
+        handled.load(Ordering::Relaxed),
+        0,
+        "queued messages were dropped"
+    );
+
+    // A push actor stops after the message it is handling.
+    let started = Arc::new(std::sync::Barrier::new(2));
+    let release = Arc::new(std::sync::Barrier::new(2));
+    let count = Arc::new(AtomicUsize::new(0));
+    let (s, r, c) = (started.clone(), release.clone(), count.clone());
+    let pid = rt.spawn_fn(
+        move |_m| {
+            if c.fetch_add(1, Ordering::SeqCst) == 0 {
+                s.wait();
+                r.wait();
+            }
+        },
+        1000,
+    );
+    for _ in 0..10_000 {
+        rt.send(pid, user("w")).unwrap();
+    }
+    started.wait();
+    rt.stop(pid);
+    release.wait();
+    assert_eq!(rt.join(pid).unwrap().reason, ExitReason::Killed);
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        1,
+        "only the message in progress ran"
+    );
+}
+
+#[test]
+fn children_shut_down_recursively_when_the_parent_exits() {
+    let rt = Runtime::new();
+    let parent = rt.spawn_actor(|mut rx| async move {
+        while let Some(m) = rx.recv().await {
+            if m == Message::User(Bytes::from("quit")) {
+                break;
+            }
+        }
+    });
+    let child = rt.spawn_child(parent, |mut rx| async move {
+        while rx.recv().await.is_some() {}
+    });
+    let grandchild = rt.spawn_child_handler_with_budget(child, |_m| async {}, 10);
+    let pull_child = rt
+        .spawn_with_mailbox_opts(
+            |mut rx| while rx.recv_blocking(None).is_ok() {},
+            iris::SpawnOptions {
+                parent: Some(grandchild),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(rt.children_of(parent), vec![child]);
+    rt.send(parent, Message::User(Bytes::from("quit"))).unwrap();
+    assert_eq!(rt.join(parent).unwrap().reason, ExitReason::Normal);
+    assert!(!rt.is_alive(child));
+    wait_until("grandchildren gone", || {
+        !rt.is_alive(grandchild) && !rt.is_alive(pull_child)
+    });
+    // Spawning under a dead parent is an error (try_) or a dead PID (seed form).
+    assert!(matches!(
+        rt.try_spawn_child(parent, |_rx| async {}),
+        Err(ActorError::ParentDead(p)) if p == parent
+    ));
+    let orphan = rt.spawn_child(parent, |_rx| async {});
+    assert!(!rt.is_alive(orphan));
+}
+
+#[test]
+fn child_exit_reason_is_shutdown() {
+    let rt = Runtime::new();
+    let parent = rt.spawn_fn(|_m| Flow::Stop, 10);
+    let child = rt.spawn_child_handler_with_budget(parent, |_m| async {}, 10);
+    let rt2 = rt.clone();
+    let waiter = std::thread::spawn(move || rt2.join(child));
+    std::thread::sleep(Duration::from_millis(20));
+    rt.send(parent, user("bye")).unwrap();
+    let info = waiter.join().unwrap().unwrap();
+    assert_eq!(info.reason, ExitReason::Shutdown);
+}
+
+#[test]
+fn five_thousand_pull_actors_block_in_recv_at_once() {
+    let rt = Runtime::new();
+    let waiting = Arc::new(AtomicUsize::new(0));
+    let got = Arc::new(AtomicUsize::new(0));
+    let mut pids = Vec::new();
+    for _ in 0..5_000 {
+        let (w, g) = (waiting.clone(), got.clone());
+        pids.push(
+            rt.spawn_with_mailbox(move |mut rx| {
+                w.fetch_add(1, Ordering::SeqCst);
+                if rx.recv_blocking(None).is_ok() {
+                    g.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+            .unwrap(),
+        );
+    }
+    wait_until("all blocked", || waiting.load(Ordering::SeqCst) == 5_000);
+    assert_eq!(got.load(Ordering::SeqCst), 0);
+    for &p in &pids {
+        rt.send(p, user("go")).unwrap();
+    }
+    wait_until("all received", || got.load(Ordering::SeqCst) == 5_000);
+    for &p in &pids {
+        rt.join(p);
+    }
+    assert_eq!(rt.actor_count(), 0);
+}
+
+#[test]
+fn shutdown_stops_everything_and_refuses_new_spawns() {
+    let rt = Runtime::new();
+    let pids: Vec<_> = (0..100).map(|_| rt.spawn_fn(|_m| (), 10)).collect();
+    let pull = rt
+        .spawn_with_mailbox(|mut rx| while rx.recv_blocking(None).is_ok() {})
+        .unwrap();
+    assert!(rt.shutdown());
+    assert!(pids.iter().all(|&p| !rt.is_alive(p)));
+    assert!(!rt.is_alive(pull));
+    assert_eq!(rt.actor_count(), 0);
+    assert!(matches!(
+        rt.spawn_with_mailbox(|_rx| {}),
+        Err(ActorError::ShuttingDown)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn works_inside_a_tokio_runtime_with_async_waits() {
+    let rt = Runtime::new();
+    let pid = rt.spawn_handler_with_budget(
+        |m| async move {
+            tokio::task::yield_now().await;
+            if m == Message::User(Bytes::from("stop")) {
+                Flow::Stop
+            } else {
+                Flow::Continue
+            }
+        },
+        10,
+    );
+    rt.send_async(pid, user("a")).await.unwrap();
+    rt.send_async(pid, user("stop")).await.unwrap();
+    assert_eq!(rt.wait(pid).await.unwrap().reason, ExitReason::Normal);
+}
+
+#[tokio::test]
+async fn works_inside_a_current_thread_runtime() {
+    let rt = Runtime::new();
+    let pid = rt.spawn_fn(|_m| Flow::Stop, 10);
+    rt.send_async(pid, user("a")).await.unwrap();
+    assert_eq!(rt.wait(pid).await.unwrap().reason, ExitReason::Normal);
+}

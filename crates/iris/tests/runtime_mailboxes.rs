@@ -1,0 +1,243 @@
+//! Bounded mailboxes and overflow policies through the runtime.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use iris::prelude::*;
+use iris::{ActorError, SendError};
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn num(i: u64) -> Message {
+    Message::User(Bytes::copy_from_slice(&i.to_be_bytes()))
+}
+
+fn as_num(m: &Message) -> u64 {
+    u64::from_be_bytes(m.as_user().unwrap()[..8].try_into().unwrap())
+}
+
+/// A pull actor that waits for `go` before draining, recording what it receives.
+fn gated_recorder(
+    rt: &Runtime,
+    capacity: usize,
+) -> (Pid, Arc<std::sync::Barrier>, Arc<Mutex<Vec<u64>>>) {
+    let gate = Arc::new(std::sync::Barrier::new(2));
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (g, l) = (gate.clone(), log.clone());
+    let pid = rt
+        .spawn_with_mailbox_opts(
+            move |mut rx| {
+                g.wait();
+                while let Ok(m) = rx.recv_blocking(None) {
+                    l.lock().unwrap().push(as_num(&m));
+                }
+            },
+            iris::SpawnOptions {
+                capacity: Some(capacity),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    (pid, gate, log)
+}
+
+#[test]
+fn capacity_zero_is_a_typed_error() {
+    let rt = Runtime::new();
+    assert!(matches!(
+        rt.spawn_handler_bounded(|_m| async {}, 10, 0),
+        Err(ActorError::Mailbox(_, _))
+    ));
+    assert!(matches!(
+        rt.spawn_actor_bounded(|_rx| async {}, 0),
+        Err(ActorError::Mailbox(_, _))
+    ));
+    assert_eq!(rt.actor_count(), 0, "nothing half-spawned stays behind");
+}
+
+#[test]
+fn policy_on_unbounded_or_dead_actor_is_refused() {
+    let rt = Runtime::new();
+    let pid = rt.spawn_fn(|_m| (), 10);
+    assert!(matches!(
+        rt.set_overflow_policy(pid, OverflowPolicy::DropOld),
+        Err(ActorError::Mailbox(..))
+    ));
+    rt.stop(pid);
+    assert!(matches!(
+        rt.set_overflow_policy(pid, OverflowPolicy::DropOld),
+        Err(ActorError::NoProcess(_))
+    ));
+}
+
+#[test]
+fn drop_new_rejects_with_mailbox_full() {
+    let rt = Runtime::new();
+    let (pid, gate, log) = gated_recorder(&rt, 2);
+    rt.send(pid, num(1)).unwrap();
+    rt.send(pid, num(2)).unwrap();
+    assert!(matches!(rt.send(pid, num(3)), Err(SendError::MailboxFull(p, _)) if p == pid));
+    assert_eq!(rt.mailbox_size(pid), Some(2));
+    gate.wait();
+    wait_until("drained", || log.lock().unwrap().len() == 2);
+    assert_eq!(*log.lock().unwrap(), vec![1, 2]);
+}
+
+#[test]
+fn drop_old_loses_exactly_one() {
+    let rt = Runtime::new();
+    let (pid, gate, log) = gated_recorder(&rt, 3);
+    rt.set_overflow_policy(pid, OverflowPolicy::DropOld)
+        .unwrap();
+    for i in 0..4 {
+        rt.send(pid, num(i)).unwrap();
+    }
+    assert_eq!(rt.mailbox_size(pid), Some(3));
+    gate.wait();
+    wait_until("drained", || log.lock().unwrap().len() == 3);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(*log.lock().unwrap(), vec![1, 2, 3]);
+}
+
+#[test]
+fn redirect_sends_overflow_to_the_fallback_and_detects_cycles() {
+    let rt = Runtime::new();
+    let (primary, gate_p, log_p) = gated_recorder(&rt, 1);
+    let (fallback, gate_f, log_f) = gated_recorder(&rt, 10);
+    rt.set_overflow_policy(primary, OverflowPolicy::Redirect(fallback))
+        .unwrap();
+    for i in 0..4 {
+        rt.send(primary, num(i)).unwrap();
+    }
+    gate_p.wait();
+    gate_f.wait();
+    wait_until("all delivered", || {
+        log_p.lock().unwrap().len() + log_f.lock().unwrap().len() == 4
+    });
+    assert_eq!(*log_p.lock().unwrap(), vec![0]);
+    assert_eq!(*log_f.lock().unwrap(), vec![1, 2, 3]);
+
+    // a -> b -> a, both full: rejected as a cycle, never an endless loop.
+    let (a, ga, _la) = gated_recorder(&rt, 1);
+    let (b, gb, _lb) = gated_recorder(&rt, 1);
+    rt.set_overflow_policy(a, OverflowPolicy::Redirect(b))
+        .unwrap();
+    rt.set_overflow_policy(b, OverflowPolicy::Redirect(a))
+        .unwrap();
+    rt.send(a, num(1)).unwrap();
+    rt.send(b, num(2)).unwrap();
+    assert!(matches!(
+        rt.send(a, num(3)),
+        Err(SendError::RedirectCycle(..))
+    ));
+    ga.wait();
+    gb.wait();
+}
+
+#[test]
+fn spill_copies_to_the_fallback_and_keeps_the_original() {
+    let rt = Runtime::new();
+    let (primary, gate_p, log_p) = gated_recorder(&rt, 1);
+    let (fallback, gate_f, log_f) = gated_recorder(&rt, 10);
+    rt.set_overflow_policy(primary, OverflowPolicy::Spill(fallback))
+        .unwrap();
+    rt.send(primary, num(1)).unwrap();
+    let rt2 = rt.clone();
+    let sender = std::thread::spawn(move || rt2.send(primary, num(2)));
+    wait_until("copy at fallback", || rt.mailbox_size(fallback) == Some(1));
+    assert!(!sender.is_finished(), "the original waits for room");
+    gate_p.wait();
+    sender.join().unwrap().unwrap();
+    gate_f.wait();
+    wait_until("delivered", || {
+        log_p.lock().unwrap().len() == 2 && log_f.lock().unwrap().len() == 1
+    });
+    assert_eq!(*log_p.lock().unwrap(), vec![1, 2]);
+    assert_eq!(*log_f.lock().unwrap(), vec![2]);
+}
+
+#[test]
+fn block_under_eight_producers_loses_nothing_and_keeps_order() {
+    let rt = Runtime::new();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    let pid = rt
+        .spawn_handler_bounded(
+            move |m| {
+                let l = l.clone();
+                async move {
+                    l.lock().unwrap().push(as_num(&m));
+                }
+            },
+            10,
+            4,
+        )
+        .unwrap();
+    rt.set_overflow_policy(pid, OverflowPolicy::Block).unwrap();
+    const PER: u64 = 2_000;
+    let producers: Vec<_> = (0..8u64)
+        .map(|p| {
+            let rt = rt.clone();
+            std::thread::spawn(move || {
+                for i in 0..PER {
+                    rt.send(pid, num((p << 32) | i)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in producers {
+        t.join().unwrap();
+    }
+    wait_until("all handled", || {
+        log.lock().unwrap().len() == (8 * PER) as usize
+    });
+    let mut next = [0u64; 8];
+    for &m in log.lock().unwrap().iter() {
+        let (p, i) = ((m >> 32) as usize, m & 0xffff_ffff);
+        assert_eq!(i, next[p]);
+        next[p] += 1;
+    }
+}
+
+#[test]
+fn block_from_async_senders_waits_without_blocking_workers() {
+    let rt = Runtime::with_workers(2).unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    let pid = rt
+        .spawn_handler_bounded(
+            move |m| {
+                let l = l.clone();
+                async move {
+                    l.lock().unwrap().push(as_num(&m));
+                }
+            },
+            10,
+            1,
+        )
+        .unwrap();
+    rt.set_overflow_policy(pid, OverflowPolicy::Block).unwrap();
+    let rt2 = rt.clone();
+    // Many more async senders than worker threads: they must wait asynchronously.
+    rt.handle().block_on(async move {
+        let mut tasks = Vec::new();
+        for p in 0..16u64 {
+            let rt = rt2.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..200 {
+                    rt.send_async(pid, num((p << 32) | i)).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    wait_until("all handled", || log.lock().unwrap().len() == 16 * 200);
+}
