@@ -10,6 +10,15 @@ use iris_benches as s;
 
 fn core(c: &mut Criterion) {
     let rt = Runtime::new();
+    // Memory first, before earlier scenarios leave freed memory for the allocator to reuse.
+    let (_, bytes, pids) = s::spawn_idle(&rt, 100_000);
+    println!(
+        "spawn_idle/iris: {:.0} bytes of RSS per idle push actor (100000 actors)",
+        bytes as f64 / 100_000.0
+    );
+    for p in pids {
+        rt.stop(p);
+    }
     let mut g = c.benchmark_group("core");
     g.sample_size(10).measurement_time(Duration::from_secs(3));
 
@@ -19,7 +28,11 @@ fn core(c: &mut Criterion) {
         b.iter_custom(|iters| (0..iters).map(|_| s::sink(&rt, SINK)).sum())
     });
     g.bench_function("sink/tokio-mpsc-floor", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| s::tokio_mpsc_sink(rt.handle(), SINK)).sum())
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| s::tokio_mpsc_sink(rt.handle(), SINK))
+                .sum()
+        })
     });
 
     const FAN: usize = 100_000;
@@ -62,16 +75,6 @@ fn core(c: &mut Criterion) {
         })
     });
     g.finish();
-
-    // Memory per idle actor, printed once (criterion measures time only).
-    let (_, bytes, pids) = s::spawn_idle(&rt, SPAWN);
-    println!(
-        "spawn_idle/iris: {:.0} bytes of RSS per idle push actor ({SPAWN} actors)",
-        bytes as f64 / SPAWN as f64
-    );
-    for p in pids {
-        rt.stop(p);
-    }
 }
 
 criterion_group!(benches, core);

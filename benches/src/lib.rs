@@ -157,7 +157,10 @@ fn spawn_skynet_node(rt: &Runtime, parent: Pid, num: u64, size: u64) {
             }
             sum
         };
-        let _ = rt2.send(parent, Message::User(Bytes::copy_from_slice(&sum.to_le_bytes())));
+        let _ = rt2.send(
+            parent,
+            Message::User(Bytes::copy_from_slice(&sum.to_le_bytes())),
+        );
     });
 }
 

@@ -6,6 +6,7 @@ mod actor;
 mod behavior;
 mod error;
 mod message;
+mod observe;
 mod runtime;
 
 pub use actor::Pid;
@@ -16,6 +17,7 @@ pub use iris_mailbox::{OverflowPolicy, RecvError, TryRecvError};
 pub use iris_sched::Flow;
 pub use iris_supervisor::{ExitInfo, ExitReason};
 pub use message::{Message, SystemMessage};
+pub use observe::OBSERVED_HISTORY;
 pub use runtime::{DEFAULT_BUDGET, Receiver, Runtime, SpawnOptions};
 
 /// The names most programs need.

@@ -34,6 +34,8 @@ pub(crate) struct Inner {
     pub(crate) table: Table,
     timers: Mutex<HashMap<u64, TimerEntry>>,
     shutting_down: AtomicBool,
+    /// Message logs of observed actors.
+    pub(crate) observed: Mutex<HashMap<Pid, crate::observe::Log>>,
 }
 
 impl Drop for Inner {
@@ -207,6 +209,7 @@ impl Runtime {
                 table: Table::new(),
                 timers: Mutex::new(HashMap::new()),
                 shutting_down: AtomicBool::new(false),
+                observed: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -985,6 +988,7 @@ fn finish(inner: &Arc<Inner>, actor: &Arc<Actor>, own: Option<ExitInfo>) {
     {
         lock(&p.children).retain(|&c| c != pid);
     }
+    lock(&inner.observed).remove(&pid);
     inner.table.remove(pid);
     actor.exit.set(info);
 }
