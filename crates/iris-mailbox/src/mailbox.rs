@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::num::NonZeroUsize;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
@@ -85,8 +85,6 @@ pub struct Mailbox<M> {
     state: Mutex<State<M>>,
     /// Mirrors `State::closed` so senders can fail fast without the lock.
     closed: AtomicBool,
-    /// Queued user messages, stash included, readable without the lock.
-    user_len: AtomicUsize,
 }
 
 impl<M> Default for Mailbox<M> {
@@ -146,7 +144,6 @@ impl<M> Mailbox<M> {
                 next_waiter: 0,
             }),
             closed: AtomicBool::new(false),
-            user_len: AtomicUsize::new(0),
         }
     }
 
@@ -178,7 +175,8 @@ impl<M> Mailbox<M> {
 
     /// Queued user messages, the selective-receive stash included.
     pub fn len(&self) -> usize {
-        self.user_len.load(Ordering::Acquire)
+        let st = self.lock();
+        st.user.len() + st.stash_user
     }
 
     /// `true` when no user message is queued.
@@ -224,7 +222,6 @@ impl<M> Mailbox<M> {
         let full = st.capacity.is_some_and(|c| st.user.len() >= c.get());
         let outcome = if !full {
             st.user.push_back(msg);
-            self.user_len.fetch_add(1, Ordering::AcqRel);
             Offer::Queued
         } else {
             match st.policy {
@@ -240,7 +237,6 @@ impl<M> Mailbox<M> {
                     // Everything queued sits in the stash; the lane itself has room.
                     None => {
                         st.user.push_back(msg);
-                        self.user_len.fetch_add(1, Ordering::AcqRel);
                         Offer::Queued
                     }
                 },
@@ -272,7 +268,6 @@ impl<M> Mailbox<M> {
             return Err(msg);
         }
         st.user.push_back(msg);
-        self.user_len.fetch_add(1, Ordering::AcqRel);
         let rx = st.rx_waker.take();
         drop(st);
         if let Some(w) = rx {
@@ -356,7 +351,6 @@ impl<M> Mailbox<M> {
         }
         st.closed = true;
         self.closed.store(true, Ordering::Release);
-        self.user_len.store(0, Ordering::Release);
         let mut dropped: Vec<M> = st.system.drain(..).collect();
         dropped.extend(st.stash.drain(..).map(|s| s.msg));
         dropped.extend(st.user.drain(..));
@@ -379,12 +373,10 @@ impl<M> Mailbox<M> {
         if let Some(s) = st.stash.pop_front() {
             if s.user {
                 st.stash_user -= 1;
-                self.user_len.fetch_sub(1, Ordering::AcqRel);
             }
             return Some(s.msg);
         }
         let m = st.user.pop_front()?;
-        self.user_len.fetch_sub(1, Ordering::AcqRel);
         Some(m)
     }
 
@@ -458,7 +450,6 @@ impl<M> Mailbox<M> {
                 Some(s) => {
                     if s.user {
                         st.stash_user -= 1;
-                        self.user_len.fetch_sub(1, Ordering::AcqRel);
                     }
                     out.push_back(s.msg);
                 }
@@ -474,7 +465,6 @@ impl<M> Mailbox<M> {
             } else {
                 out.extend(st.user.drain(..n));
             }
-            self.user_len.fetch_sub(n, Ordering::AcqRel);
         }
         if out.len() > before {
             let wake = Self::room_made(&mut st);
@@ -527,7 +517,6 @@ impl<M> Mailbox<M> {
             let s = st.stash.remove(i).expect("index from position");
             if s.user {
                 st.stash_user -= 1;
-                self.user_len.fetch_sub(1, Ordering::AcqRel);
             }
             return Poll::Ready(Some(s.msg));
         }
@@ -547,7 +536,6 @@ impl<M> Mailbox<M> {
             while let Some(m) = st.user.pop_front() {
                 moved_user = true;
                 if matcher(&m) {
-                    self.user_len.fetch_sub(1, Ordering::AcqRel);
                     found = Some(m);
                     break;
                 }

@@ -203,6 +203,13 @@ impl Table {
             .cloned()
     }
 
+    /// Runs `f` on the actor under the shard's read lock, without touching its reference
+    /// count (the hot path of every send). `f` must not take a table lock itself.
+    pub(crate) fn with<R>(&self, pid: Pid, f: impl FnOnce(&Arc<Actor>) -> R) -> Option<R> {
+        let shard = self.shard(pid).read().unwrap_or_else(|e| e.into_inner());
+        shard.get(&pid).map(f)
+    }
+
     pub(crate) fn insert(&self, actor: Arc<Actor>) {
         let pid = actor.pid;
         self.shard(pid)

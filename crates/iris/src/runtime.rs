@@ -36,6 +36,29 @@ pub(crate) struct Inner {
     shutting_down: AtomicBool,
     /// Message logs of observed actors.
     pub(crate) observed: Mutex<HashMap<Pid, crate::observe::Log>>,
+    /// Exit reasons of recently exited actors, so `join` right after an exit still answers.
+    recent_exits: Mutex<RecentExits>,
+}
+
+/// How many recent exits `join` remembers.
+const RECENT_EXITS: usize = 4096;
+
+#[derive(Default)]
+struct RecentExits {
+    by_pid: HashMap<Pid, ExitInfo>,
+    order: std::collections::VecDeque<Pid>,
+}
+
+impl RecentExits {
+    fn record(&mut self, pid: Pid, info: ExitInfo) {
+        if self.order.len() == RECENT_EXITS
+            && let Some(old) = self.order.pop_front()
+        {
+            self.by_pid.remove(&old);
+        }
+        self.order.push_back(pid);
+        self.by_pid.insert(pid, info);
+    }
 }
 
 impl Drop for Inner {
@@ -210,6 +233,7 @@ impl Runtime {
                 timers: Mutex::new(HashMap::new()),
                 shutting_down: AtomicBool::new(false),
                 observed: Mutex::new(HashMap::new()),
+                recent_exits: Mutex::new(RecentExits::default()),
             }),
         }
     }
@@ -593,42 +617,60 @@ impl Runtime {
     // ----- sending --------------------------------------------------------------------------
 
     fn route(&self, pid: Pid, msg: Message) -> Routed {
+        enum Hop {
+            Done(Result<(), SendError>),
+            Wait(Arc<Actor>, Message),
+            Redirect(Pid, Message),
+            Spill(Pid, Message, Arc<Actor>),
+        }
         let mut visited: Vec<Pid> = Vec::new();
         let mut target = pid;
-        let mut msg = msg;
+        let mut slot = Some(msg);
         loop {
-            let Some(actor) = self.inner.table.get(target) else {
-                return Routed::Done(Err(SendError::NoProcess(target, msg)));
-            };
-            let msg_back = match msg {
-                Message::System(_) => match actor.mailbox.push_system(msg) {
-                    Ok(()) => {
-                        self.activate(&actor);
-                        return Routed::Done(Ok(()));
+            // Under the table's read lock: activation may spawn a task, but nothing here takes
+            // a table lock (a spill's copy is forwarded after the lock is released).
+            let hop = self.inner.table.with(target, |actor| {
+                let msg = slot.take().expect("message present until delivered");
+                let user = match msg {
+                    Message::System(_) => {
+                        return match actor.mailbox.push_system(msg) {
+                            Ok(()) => {
+                                self.activate(actor);
+                                Hop::Done(Ok(()))
+                            }
+                            Err(closed) => Hop::Done(Err(SendError::NoProcess(target, closed.0))),
+                        };
                     }
-                    Err(closed) => {
-                        return Routed::Done(Err(SendError::NoProcess(target, closed.0)));
+                    user => user,
+                };
+                match actor.mailbox.offer(user) {
+                    Offer::Queued | Offer::Evicted(_) => {
+                        self.activate(actor);
+                        Hop::Done(Ok(()))
                     }
-                },
-                user => user,
-            };
-            match actor.mailbox.offer(msg_back) {
-                Offer::Queued | Offer::Evicted(_) => {
-                    self.activate(&actor);
-                    return Routed::Done(Ok(()));
+                    Offer::Rejected(m) => Hop::Done(Err(SendError::MailboxFull(target, m))),
+                    Offer::Closed(m) => Hop::Done(Err(SendError::NoProcess(target, m))),
+                    Offer::MustWait(m) => Hop::Wait(actor.clone(), m),
+                    Offer::Redirect(next, m) => Hop::Redirect(next, m),
+                    Offer::Spill(next, m) => Hop::Spill(next, m, actor.clone()),
                 }
-                Offer::Rejected(m) => return Routed::Done(Err(SendError::MailboxFull(target, m))),
-                Offer::Closed(m) => return Routed::Done(Err(SendError::NoProcess(target, m))),
-                Offer::MustWait(m) => return Routed::Wait(actor, m),
-                Offer::Redirect(next, m) => {
+            });
+            match hop {
+                None => {
+                    let msg = slot.take().expect("closure did not run");
+                    return Routed::Done(Err(SendError::NoProcess(target, msg)));
+                }
+                Some(Hop::Done(r)) => return Routed::Done(r),
+                Some(Hop::Wait(actor, m)) => return Routed::Wait(actor, m),
+                Some(Hop::Redirect(next, m)) => {
                     visited.push(target);
                     if visited.contains(&next) {
                         return Routed::Done(Err(SendError::RedirectCycle(pid, m)));
                     }
                     target = next;
-                    msg = m;
+                    slot = Some(m);
                 }
-                Offer::Spill(next, m) => {
+                Some(Hop::Spill(next, m, actor)) => {
                     if next != target {
                         self.forward_detached(next, m.clone());
                     }
@@ -710,22 +752,34 @@ impl Runtime {
         kill(&self.inner, pid, info)
     }
 
-    /// Blocks until the actor has exited and returns why; `None` for an unknown PID.
+    /// The exit of an actor that already ended (the last few thousand are remembered).
+    pub fn exit_info(&self, pid: Pid) -> Option<ExitInfo> {
+        lock(&self.inner.recent_exits).by_pid.get(&pid).cloned()
+    }
+
+    /// Blocks until the actor has exited and returns why; `None` for a PID that is unknown
+    /// (or exited too long ago to be remembered).
     pub fn join(&self, pid: Pid) -> Option<ExitInfo> {
-        let actor = self.inner.table.get(pid)?;
-        blocking_section(|| actor.exit.wait_blocking(None))
+        match self.inner.table.get(pid) {
+            Some(actor) => blocking_section(|| actor.exit.wait_blocking(None)),
+            None => self.exit_info(pid),
+        }
     }
 
     /// Like [`Runtime::join`] with a timeout; `None` also when it passes.
     pub fn join_timeout(&self, pid: Pid, timeout: Duration) -> Option<ExitInfo> {
-        let actor = self.inner.table.get(pid)?;
-        blocking_section(|| actor.exit.wait_blocking(Some(timeout)))
+        match self.inner.table.get(pid) {
+            Some(actor) => blocking_section(|| actor.exit.wait_blocking(Some(timeout))),
+            None => self.exit_info(pid),
+        }
     }
 
     /// Waits asynchronously for the actor's exit; `None` for an unknown PID.
     pub async fn wait(&self, pid: Pid) -> Option<ExitInfo> {
-        let actor = self.inner.table.get(pid)?;
-        Some(actor.exit.wait().await)
+        match self.inner.table.get(pid) {
+            Some(actor) => Some(actor.exit.wait().await),
+            None => self.exit_info(pid),
+        }
     }
 
     /// Queued user messages of an actor (its selective-receive stash included); `None` for
@@ -989,6 +1043,7 @@ fn finish(inner: &Arc<Inner>, actor: &Arc<Actor>, own: Option<ExitInfo>) {
         lock(&p.children).retain(|&c| c != pid);
     }
     lock(&inner.observed).remove(&pid);
+    lock(&inner.recent_exits).record(pid, info.clone());
     inner.table.remove(pid);
     actor.exit.set(info);
 }

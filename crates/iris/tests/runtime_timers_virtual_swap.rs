@@ -152,7 +152,8 @@ fn reactivating_virtual_actor_keeps_its_pid() {
         assert!(rt.is_alive(pid));
     }
     assert!(rt.stop(pid));
-    assert_eq!(rt.join(pid), None, "a dormant actor is gone at once");
+    assert!(!rt.is_alive(pid), "a dormant actor is gone at once");
+    assert_eq!(rt.join(pid).unwrap().reason, ExitReason::Killed);
 }
 
 #[test]
