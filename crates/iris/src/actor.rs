@@ -119,7 +119,9 @@ pub(crate) struct Actor {
     pub(crate) kill: Mutex<Option<ExitInfo>>,
     pub(crate) exit: ExitLatch,
     pub(crate) is_virtual: bool,
-    /// For virtual actors: `true` while no task runs the actor.
+    /// For push actors: `true` while no task runs the actor. Push actors start dormant and
+    /// get a task on their first message, so idle actors cost no task at all; virtual actors
+    /// may also go back to dormant after an idle timeout.
     pub(crate) dormant: AtomicBool,
     /// Set once the exit procedure started, so it runs exactly once.
     pub(crate) finishing: AtomicBool,
@@ -133,6 +135,7 @@ impl Actor {
         parent: Option<Pid>,
         is_virtual: bool,
     ) -> Actor {
+        let lazy = matches!(kind, Kind::Push { .. });
         Actor {
             pid,
             mailbox,
@@ -143,7 +146,7 @@ impl Actor {
             kill: Mutex::new(None),
             exit: ExitLatch::new(),
             is_virtual,
-            dormant: AtomicBool::new(is_virtual),
+            dormant: AtomicBool::new(lazy),
             finishing: AtomicBool::new(false),
         }
     }

@@ -307,10 +307,8 @@ impl Runtime {
         opts: SpawnOptions,
     ) -> Result<Pid, ActorError> {
         let kind = Self::push_kind(behavior, opts.budget, None, false);
-        let actor = self.new_actor(kind, &opts, false)?;
-        let pid = actor.pid;
-        self.start_push(actor);
-        Ok(pid)
+        // Dormant until its first message (see `Actor::dormant`).
+        Ok(self.new_actor(kind, &opts, false)?.pid)
     }
 
     fn spawn_or_dead(&self, r: Result<Pid, ActorError>) -> Pid {
@@ -603,8 +601,7 @@ impl Runtime {
     }
 
     fn activate(&self, actor: &Arc<Actor>) {
-        if actor.is_virtual
-            && actor.dormant.load(Ordering::SeqCst)
+        if actor.dormant.load(Ordering::SeqCst)
             && actor
                 .dormant
                 .compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst)
@@ -1001,13 +998,12 @@ fn kill(inner: &Arc<Inner>, pid: Pid, info: ExitInfo) -> bool {
                 a.abort();
             }
         }
-        // A dormant virtual actor has no task to notice the close: finish it here.
+        // A dormant push actor has no task to notice the close: finish it here.
         Kind::Push { .. }
-            if actor.is_virtual
-                && actor
-                    .dormant
-                    .compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst)
-                    .is_ok() =>
+            if actor
+                .dormant
+                .compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok() =>
         {
             finish(inner, &actor, None);
         }
