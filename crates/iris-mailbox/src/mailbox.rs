@@ -428,15 +428,8 @@ impl<M> Mailbox<M> {
         poll_fn(|cx| self.poll_recv(cx)).await
     }
 
-    /// Moves up to `max` messages into `out` (system lane first) in one lock acquisition.
-    /// `Ready(true)` when at least one message was moved, `Ready(false)` once closed and empty.
-    pub fn poll_recv_batch(
-        &self,
-        cx: &mut Context<'_>,
-        max: usize,
-        out: &mut VecDeque<M>,
-    ) -> Poll<bool> {
-        let mut st = self.lock();
+    /// Moves up to `max` messages from the lanes into `out`: system lane, stash, user lane.
+    fn drain_locked(st: &mut State<M>, max: usize, out: &mut VecDeque<M>) -> usize {
         let before = out.len();
         let max = max.max(1);
         while out.len() - before < max {
@@ -466,7 +459,19 @@ impl<M> Mailbox<M> {
                 out.extend(st.user.drain(..n));
             }
         }
-        if out.len() > before {
+        out.len() - before
+    }
+
+    /// Moves up to `max` messages into `out` (system lane first) in one lock acquisition.
+    /// `Ready(true)` when at least one message was moved, `Ready(false)` once closed and empty.
+    pub fn poll_recv_batch(
+        &self,
+        cx: &mut Context<'_>,
+        max: usize,
+        out: &mut VecDeque<M>,
+    ) -> Poll<bool> {
+        let mut st = self.lock();
+        if Self::drain_locked(&mut st, max, out) > 0 {
             let wake = Self::room_made(&mut st);
             drop(st);
             wake.into_iter().for_each(Waker::wake);
@@ -476,6 +481,23 @@ impl<M> Mailbox<M> {
         } else {
             st.rx_waker = Some(cx.waker().clone());
             Poll::Pending
+        }
+    }
+
+    /// Moves up to `max` waiting messages into `out` without waiting (system lane first).
+    /// `Ok(n)` with the number moved (0: nothing waiting), `Err` once closed and empty.
+    pub fn try_recv_batch(&self, max: usize, out: &mut VecDeque<M>) -> Result<usize, TryRecvError> {
+        let mut st = self.lock();
+        let moved = Self::drain_locked(&mut st, max, out);
+        if moved > 0 {
+            let wake = Self::room_made(&mut st);
+            drop(st);
+            wake.into_iter().for_each(Waker::wake);
+            Ok(moved)
+        } else if st.closed {
+            Err(TryRecvError::Closed)
+        } else {
+            Ok(0)
         }
     }
 

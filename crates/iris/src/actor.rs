@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
 use std::time::Duration;
 
 use iris_mailbox::Mailbox;
@@ -13,6 +13,7 @@ use tokio::task::AbortHandle;
 
 use crate::Message;
 use crate::behavior::Behaviors;
+use crate::runtime::Inner;
 
 /// A process identifier: positive, unique across every runtime in the process, never reused,
 /// and below 2^53 so JavaScript numbers hold it exactly.
@@ -125,6 +126,8 @@ pub(crate) struct Actor {
     pub(crate) dormant: AtomicBool,
     /// Set once the exit procedure started, so it runs exactly once.
     pub(crate) finishing: AtomicBool,
+    /// The runtime, for the exit procedure of actors run by the scheduler loops.
+    pub(crate) rt: Weak<Inner>,
 }
 
 impl Actor {
@@ -134,6 +137,7 @@ impl Actor {
         kind: Kind,
         parent: Option<Pid>,
         is_virtual: bool,
+        rt: Weak<Inner>,
     ) -> Actor {
         let lazy = matches!(kind, Kind::Push { .. });
         Actor {
@@ -148,6 +152,7 @@ impl Actor {
             is_virtual,
             dormant: AtomicBool::new(lazy),
             finishing: AtomicBool::new(false),
+            rt,
         }
     }
 

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use iris_mailbox::{Mailbox, Offer, OverflowPolicy, RecvError, TryRecvError};
-use iris_sched::{CatchUnwind, LoopEnd, Scheduler, TokioScheduler, push_loop};
+use iris_sched::{
+    CatchUnwind, Flow, LoopEnd, RunOutcome, RunQueue, Runnable, Scheduler, Step, TokioScheduler,
+    push_loop,
+};
 use iris_supervisor::{ExitInfo, ExitReason};
 use tokio::runtime::RuntimeFlavor;
 use tokio::task::AbortHandle;
@@ -31,6 +34,8 @@ struct TimerEntry {
 
 pub(crate) struct Inner {
     pub(crate) sched: TokioScheduler,
+    /// Scheduler loops that run synchronous push actors.
+    runq: RunQueue,
     pub(crate) table: Table,
     timers: Mutex<HashMap<u64, TimerEntry>>,
     shutting_down: AtomicBool,
@@ -63,6 +68,7 @@ impl RecentExits {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.runq.shutdown();
         // The last handle is gone: nobody can reach these actors any more.
         for actor in self.table.all() {
             actor.mailbox.close();
@@ -193,8 +199,12 @@ enum Routed {
     Wait(Arc<Actor>, Message),
 }
 
-/// Whether blocking this thread needs `block_in_place` (a multi-thread Tokio worker).
+/// Blocks this thread safely: on a scheduler loop a temporary loop takes over, on another
+/// multi-thread Tokio worker the worker is handed off (`block_in_place`).
 fn blocking_section<R>(f: impl FnOnce() -> R) -> R {
+    if RunQueue::on_loop() {
+        return RunQueue::block_in_place(f);
+    }
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
         _ => f(),
@@ -226,9 +236,12 @@ impl Runtime {
     }
 
     fn with_scheduler(sched: TokioScheduler) -> Runtime {
+        let loops = sched.handle().metrics().num_workers();
+        let runq = RunQueue::start(sched.handle(), loops);
         Runtime {
             inner: Arc::new(Inner {
                 sched,
+                runq,
                 table: Table::new(),
                 timers: Mutex::new(HashMap::new()),
                 shutting_down: AtomicBool::new(false),
@@ -264,7 +277,14 @@ impl Runtime {
             None => Mailbox::unbounded(),
             Some(c) => Mailbox::bounded(c).map_err(|e| ActorError::Mailbox(pid, e))?,
         };
-        let actor = Arc::new(Actor::new(pid, mailbox, kind, opts.parent, is_virtual));
+        let actor = Arc::new(Actor::new(
+            pid,
+            mailbox,
+            kind,
+            opts.parent,
+            is_virtual,
+            Arc::downgrade(&self.inner),
+        ));
         // In the table first, so a parent exiting right now finds the child to shut down.
         self.inner.table.insert(actor.clone());
         if let Some(parent) = opts.parent {
@@ -597,7 +617,7 @@ impl Runtime {
 
     fn start_push(&self, actor: Arc<Actor>) {
         let weak = Arc::downgrade(&self.inner);
-        self.inner.sched.spawn_task(run_push(weak, actor));
+        self.inner.sched.spawn_task(run_push(weak, actor, None));
     }
 
     fn activate(&self, actor: &Arc<Actor>) {
@@ -607,7 +627,12 @@ impl Runtime {
                 .compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst)
                 .is_ok()
         {
-            self.start_push(actor.clone());
+            match &actor.kind {
+                // Actors with an idle timeout need a task to time it; the others go to the
+                // scheduler loops.
+                Kind::Push { idle: None, .. } => self.inner.runq.schedule(actor.clone()),
+                _ => self.start_push(actor.clone()),
+            }
         }
     }
 
@@ -1054,24 +1079,107 @@ struct FinishGuard {
 impl FinishGuard {
     fn complete(&mut self, own: Option<ExitInfo>) {
         if let Some(actor) = self.actor.take() {
-            // A kill requested while the code was running wins over a clean return.
-            let own = match (own, lock(&actor.kill).is_some()) {
-                (Some(info), false) => Some(info),
-                (Some(info), true) if info.reason != ExitReason::Normal => Some(info),
-                _ => None,
-            };
-            match self.rt.upgrade() {
-                Some(inner) => finish(&inner, &actor, own),
-                None => {
-                    actor.mailbox.close();
-                    actor
-                        .exit
-                        .set(own.unwrap_or_else(|| ExitInfo::new(ExitReason::Shutdown)));
-                }
-            }
+            conclude(&self.rt, &actor, own);
         }
     }
 }
+
+/// Ends an actor whose code stopped running, with its own reason (`None`: its mailbox was
+/// closed, so the requested kill reason applies).
+fn conclude(rt: &Weak<Inner>, actor: &Arc<Actor>, own: Option<ExitInfo>) {
+    // A kill requested while the code was running wins over a clean return.
+    let own = match (own, lock(&actor.kill).is_some()) {
+        (Some(info), false) => Some(info),
+        (Some(info), true) if info.reason != ExitReason::Normal => Some(info),
+        _ => None,
+    };
+    match rt.upgrade() {
+        Some(inner) => finish(&inner, actor, own),
+        None => {
+            actor.mailbox.close();
+            actor
+                .exit
+                .set(own.unwrap_or_else(|| ExitInfo::new(ExitReason::Shutdown)));
+        }
+    }
+}
+
+fn flow_exit(flow: Flow) -> Option<ExitInfo> {
+    match flow {
+        Flow::Continue => None,
+        Flow::Stop => Some(ExitInfo::new(ExitReason::Normal)),
+        Flow::Crash(why) => Some(ExitInfo::with_metadata(ExitReason::Crash, why)),
+    }
+}
+
+/// A synchronous push actor on a scheduler loop: one reduction budget of messages per run.
+impl Runnable for Actor {
+    fn run(self: Arc<Self>) -> RunOutcome {
+        let Kind::Push {
+            behaviors, budget, ..
+        } = &self.kind
+        else {
+            return RunOutcome::Idle;
+        };
+        let mut batch = std::collections::VecDeque::new();
+        if self.mailbox.try_recv_batch(*budget, &mut batch).is_err() {
+            conclude(&self.rt, &self, None);
+            return RunOutcome::Idle;
+        }
+        while let Some(msg) = batch.pop_front() {
+            let step =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| behaviors.call(msg)));
+            match step {
+                Err(p) => {
+                    let why = iris_sched::panic_message(p.as_ref());
+                    let info = ExitInfo::with_metadata(ExitReason::Panic, why);
+                    conclude(&self.rt, &self, Some(info));
+                    return RunOutcome::Idle;
+                }
+                Ok(Step::Done(flow)) => {
+                    if let Some(info) = flow_exit(flow) {
+                        conclude(&self.rt, &self, Some(info));
+                        return RunOutcome::Idle;
+                    }
+                }
+                Ok(Step::Async(fut)) => {
+                    // An asynchronous behaviour: from here on the actor runs as its own task,
+                    // starting with this message's future and the rest of the batch.
+                    let rt = self.rt.clone();
+                    if let Some(inner) = rt.upgrade() {
+                        let task = run_push(rt, self.clone(), Some((fut, batch)));
+                        inner.sched.spawn_task(task);
+                    }
+                    return RunOutcome::Idle;
+                }
+            }
+            if self.mailbox.is_closed() {
+                conclude(&self.rt, &self, None);
+                return RunOutcome::Idle;
+            }
+        }
+        if self.mailbox.has_messages() {
+            return RunOutcome::Yield;
+        }
+        self.dormant.store(true, Ordering::SeqCst);
+        // A message that arrived before `dormant` was set saw the actor scheduled and did not
+        // schedule it again: take it ourselves unless its sender already did.
+        if self.mailbox.has_messages()
+            && self
+                .dormant
+                .compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            return RunOutcome::Yield;
+        }
+        RunOutcome::Idle
+    }
+}
+
+type Pending = (
+    std::pin::Pin<Box<dyn Future<Output = Flow> + Send>>,
+    std::collections::VecDeque<Message>,
+);
 
 impl Drop for FinishGuard {
     fn drop(&mut self) {
@@ -1079,7 +1187,7 @@ impl Drop for FinishGuard {
     }
 }
 
-async fn run_push(rt: Weak<Inner>, actor: Arc<Actor>) {
+async fn run_push(rt: Weak<Inner>, actor: Arc<Actor>, pending: Option<Pending>) {
     let Kind::Push {
         behaviors,
         budget,
@@ -1093,6 +1201,36 @@ async fn run_push(rt: Weak<Inner>, actor: Arc<Actor>) {
         rt,
         actor: Some(actor.clone()),
     };
+    if let Some((fut, mut batch)) = pending {
+        // Finish what the scheduler loop handed over, in order, before new messages.
+        let rest = async {
+            let mut flow = fut.await;
+            while flow == Flow::Continue && !actor.mailbox.is_closed() {
+                let Some(msg) = batch.pop_front() else { break };
+                flow = match behaviors.call(msg) {
+                    Step::Done(flow) => flow,
+                    Step::Async(fut) => fut.await,
+                };
+            }
+            flow
+        };
+        match CatchUnwind::new(rest).await {
+            Ok(flow) => {
+                if let Some(info) = flow_exit(flow) {
+                    guard.complete(Some(info));
+                    return;
+                }
+                if actor.mailbox.is_closed() {
+                    guard.complete(None);
+                    return;
+                }
+            }
+            Err(panic) => {
+                guard.complete(Some(ExitInfo::with_metadata(ExitReason::Panic, panic)));
+                return;
+            }
+        }
+    }
     loop {
         let end = CatchUnwind::new(push_loop(&actor.mailbox, *budget, *idle, |m| {
             behaviors.call(m)

@@ -241,3 +241,46 @@ fn block_from_async_senders_waits_without_blocking_workers() {
     });
     wait_until("all handled", || log.lock().unwrap().len() == 16 * 200);
 }
+
+#[test]
+fn handlers_blocking_on_a_full_mailbox_do_not_deadlock_the_schedulers() {
+    // Two worker threads, eight synchronous actors that each block-send into one slow
+    // bounded actor: the schedulers must keep the consumer running while producers wait.
+    let rt = Runtime::with_workers(2).unwrap();
+    let got = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let g = got.clone();
+    let consumer = rt
+        .try_spawn_behavior(
+            iris::Behavior::from_fn(move |_m| {
+                std::thread::sleep(Duration::from_micros(50));
+                g.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }),
+            iris::SpawnOptions {
+                capacity: Some(1),
+                budget: 10,
+                parent: None,
+            },
+        )
+        .unwrap();
+    rt.set_overflow_policy(consumer, OverflowPolicy::Block)
+        .unwrap();
+    let producers: Vec<Pid> = (0..8)
+        .map(|_| {
+            let rt2 = rt.clone();
+            rt.spawn_fn(
+                move |_m| {
+                    for i in 0..50 {
+                        rt2.send(consumer, num(i)).unwrap();
+                    }
+                },
+                10,
+            )
+        })
+        .collect();
+    for &p in &producers {
+        rt.send(p, num(0)).unwrap();
+    }
+    wait_until("all 400 delivered", || {
+        got.load(std::sync::atomic::Ordering::SeqCst) == 400
+    });
+}

@@ -1,0 +1,199 @@
+//! The run queue: BEAM-style schedulers for synchronous actors.
+//!
+//! An actor that has messages is *runnable*; it is pushed once onto a shared queue, and a
+//! fixed set of scheduler loops (Tokio tasks, one per worker thread) take runnables in
+//! batches, let each handle up to its reduction budget, and put it back at the end of the
+//! queue if it still has work. A message to an idle actor therefore costs a queue push, not a
+//! task spawn or a thread wake-up, and an idle actor costs no task at all.
+//!
+//! A loop that must block (a `Block` overflow policy, a guest language's lock) calls
+//! [`RunQueue::block_in_place`], which starts a temporary loop so the other runnables keep
+//! moving while it waits.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::runtime::Handle;
+use tokio::sync::Notify;
+
+/// What a runnable wants after it ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// It still has work: put it back at the end of the queue.
+    Yield,
+    /// It has nothing to do (or is gone); whoever gives it work schedules it again.
+    Idle,
+}
+
+/// Something a scheduler loop can run: an actor with queued messages.
+pub trait Runnable: Send + Sync + 'static {
+    /// Does a bounded amount of work (one reduction budget).
+    fn run(self: Arc<Self>) -> RunOutcome;
+}
+
+/// How many runnables a loop takes per lock of the queue.
+const BATCH: usize = 64;
+
+struct Shared {
+    queue: Mutex<VecDeque<Arc<dyn Runnable>>>,
+    notify: Notify,
+    idle_loops: AtomicUsize,
+    /// Loops currently inside [`RunQueue::block_in_place`].
+    blocked: AtomicUsize,
+    shutdown: AtomicBool,
+    handle: Handle,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Arc<dyn Runnable>>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+thread_local! {
+    /// The queue whose loop runs on this thread right now, if any.
+    static ON_LOOP: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
+}
+
+/// The shared run queue and its scheduler loops. Cloning shares the same queue.
+#[derive(Clone)]
+pub struct RunQueue {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for RunQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunQueue")
+            .field("queued", &self.len())
+            .finish()
+    }
+}
+
+impl RunQueue {
+    /// Starts `loops` scheduler loops on `handle` (use the number of worker threads).
+    pub fn start(handle: &Handle, loops: usize) -> RunQueue {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(VecDeque::new()),
+            notify: Notify::new(),
+            idle_loops: AtomicUsize::new(0),
+            blocked: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
+            handle: handle.clone(),
+        });
+        for _ in 0..loops.max(1) {
+            handle.spawn(scheduler_loop(shared.clone(), false));
+        }
+        RunQueue { shared }
+    }
+
+    /// Makes `r` runnable. Call it once per transition from idle to having work.
+    pub fn schedule(&self, r: Arc<dyn Runnable>) {
+        self.shared.lock().push_back(r);
+        if self.shared.idle_loops.load(Ordering::SeqCst) > 0 {
+            self.shared.notify.notify_one();
+        }
+    }
+
+    /// Runnables waiting for a loop.
+    pub fn len(&self) -> usize {
+        self.shared.lock().len()
+    }
+
+    /// `true` when nothing waits for a loop.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `true` on a thread that is running a scheduler loop right now.
+    pub fn on_loop() -> bool {
+        ON_LOOP.with(|c| c.borrow().is_some())
+    }
+
+    /// Runs blocking `f`. On a scheduler loop, a temporary loop takes over the queue while `f`
+    /// blocks, and the Tokio worker is handed off (`block_in_place`), so a handler that waits
+    /// for another actor cannot deadlock the schedulers. Elsewhere it just runs `f`.
+    pub fn block_in_place<R>(f: impl FnOnce() -> R) -> R {
+        let Some(shared) = ON_LOOP.with(|c| c.borrow().clone()) else {
+            return f();
+        };
+        shared.blocked.fetch_add(1, Ordering::SeqCst);
+        shared.handle.spawn(scheduler_loop(shared.clone(), true));
+        let r = tokio::task::block_in_place(f);
+        shared.blocked.fetch_sub(1, Ordering::SeqCst);
+        r
+    }
+
+    /// Stops the loops once they finish their current batch; queued runnables are dropped.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.shared.lock().clear();
+        self.shared.notify.notify_waiters();
+    }
+}
+
+struct LoopFlag;
+
+impl LoopFlag {
+    fn set(shared: &Arc<Shared>) -> LoopFlag {
+        ON_LOOP.with(|c| *c.borrow_mut() = Some(shared.clone()));
+        LoopFlag
+    }
+}
+
+impl Drop for LoopFlag {
+    fn drop(&mut self) {
+        ON_LOOP.with(|c| *c.borrow_mut() = None);
+    }
+}
+
+async fn scheduler_loop(shared: Arc<Shared>, temporary: bool) {
+    let mut batch: Vec<Arc<dyn Runnable>> = Vec::with_capacity(BATCH);
+    loop {
+        if shared.shutdown.load(Ordering::SeqCst) {
+            return;
+        }
+        if temporary && shared.blocked.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        {
+            let mut q = shared.lock();
+            let n = q.len().min(BATCH);
+            batch.extend(q.drain(..n));
+        }
+        if batch.is_empty() {
+            if temporary {
+                return;
+            }
+            shared.idle_loops.fetch_add(1, Ordering::SeqCst);
+            let notified = shared.notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            let empty = shared.lock().is_empty();
+            if empty && !shared.shutdown.load(Ordering::SeqCst) {
+                notified.await;
+            }
+            shared.idle_loops.fetch_sub(1, Ordering::SeqCst);
+            continue;
+        }
+        let mut again = Vec::new();
+        {
+            // The flag is only set while runnables execute, never across an `.await`.
+            let _flag = LoopFlag::set(&shared);
+            for r in batch.drain(..) {
+                // A runnable handles its own panics; this only keeps the loop itself alive.
+                let ran =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.clone().run()));
+                if matches!(ran, Ok(RunOutcome::Yield)) {
+                    again.push(r);
+                }
+            }
+        }
+        if !again.is_empty() {
+            shared.lock().extend(again);
+        }
+        // Let timers, I/O and task-based actors on this worker run between batches.
+        tokio::task::yield_now().await;
+    }
+}
