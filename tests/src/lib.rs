@@ -1,1 +1,3 @@
-//! Cross-crate integration tests of Iris live in `tests/tests/`; this library is empty on purpose.
+//! Cross-crate and multi-process tests of Iris live in `tests/tests/`. The repository README
+//! is included below so its examples run as doctests.
+#![doc = include_str!("../../README.md")]
