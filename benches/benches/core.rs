@@ -74,6 +74,18 @@ fn core(c: &mut Criterion) {
                 .sum()
         })
     });
+    g.throughput(Throughput::Elements(100_000));
+    g.bench_function("skynet_100k/iris-async-tasks", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    let (sum, t) = s::skynet_async(&rt, 5);
+                    assert_eq!(sum, 4_999_950_000);
+                    t
+                })
+                .sum()
+        })
+    });
     g.finish();
 }
 

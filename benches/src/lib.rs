@@ -117,9 +117,81 @@ pub fn rss_bytes() -> usize {
         .map_or(0, |pages| pages * 4096)
 }
 
-/// Skynet: a 10-ary tree of `10^depth` leaf actors summing their numbers. Returns the sum and
-/// the time.
+/// Skynet with synchronous push actors (the run-queue path): every node spawns ten children,
+/// adds up their answers and reports to its parent. Returns the sum and the time.
 pub fn skynet(rt: &Runtime, depth: u32) -> (u64, Duration) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let start = Instant::now();
+    let size = 10u64.pow(depth);
+    let tx = std::sync::Mutex::new(tx);
+    let report = rt.spawn_fn(
+        move |m| {
+            if let Message::User(b) = m {
+                let _ = tx
+                    .lock()
+                    .unwrap()
+                    .send(u64::from_le_bytes(b[..8].try_into().unwrap()));
+            }
+            Flow::Stop
+        },
+        10,
+    );
+    let root = spawn_sync_node(rt, report, 0, size);
+    rt.send(root, Message::User(Bytes::new())).unwrap();
+    let sum = rx.recv().unwrap();
+    (sum, start.elapsed())
+}
+
+fn spawn_sync_node(rt: &Runtime, parent: Pid, num: u64, size: u64) -> Pid {
+    use std::sync::atomic::AtomicU64;
+    let rt2 = rt.clone();
+    let answers = AtomicU64::new(0);
+    let sum = AtomicU64::new(0);
+    let me = Arc::new(std::sync::OnceLock::<Pid>::new());
+    let me2 = me.clone();
+    let pid = rt.spawn_fn(
+        move |m| {
+            let Message::User(b) = m else {
+                return Flow::Continue;
+            };
+            let reply = |v: u64| {
+                let _ = rt2.send(
+                    parent,
+                    Message::User(Bytes::copy_from_slice(&v.to_le_bytes())),
+                );
+            };
+            if b.is_empty() {
+                // "start": a leaf answers at once, an inner node starts its ten children.
+                if size == 1 {
+                    reply(num);
+                    return Flow::Stop;
+                }
+                let step = size / 10;
+                let me = *me2.get().expect("pid set before start");
+                for i in 0..10 {
+                    let child = spawn_sync_node(&rt2, me, num + i * step, step);
+                    let _ = rt2.send(child, Message::User(Bytes::new()));
+                }
+                return Flow::Continue;
+            }
+            let total = sum.fetch_add(
+                u64::from_le_bytes(b[..8].try_into().unwrap()),
+                Ordering::Relaxed,
+            ) + u64::from_le_bytes(b[..8].try_into().unwrap());
+            if answers.fetch_add(1, Ordering::Relaxed) + 1 == 10 {
+                reply(total);
+                return Flow::Stop;
+            }
+            Flow::Continue
+        },
+        100,
+    );
+    me.set(pid).expect("set once");
+    pid
+}
+
+/// Skynet with `spawn_actor` tasks (async closures owning their receivers).
+pub fn skynet_async(rt: &Runtime, depth: u32) -> (u64, Duration) {
     let (tx, rx) = std::sync::mpsc::channel();
     let start = Instant::now();
     let size = 10u64.pow(depth);
@@ -194,6 +266,8 @@ mod tests {
         fanout(&rt, 1000);
         pingpong(&rt, 1000);
         let (sum, _) = skynet(&rt, 3);
+        assert_eq!(sum, (0..1000u64).sum::<u64>());
+        let (sum, _) = skynet_async(&rt, 3);
         assert_eq!(sum, (0..1000u64).sum::<u64>());
         let (_, _, pids) = spawn_idle(&rt, 100);
         assert_eq!(pids.len(), 100);
