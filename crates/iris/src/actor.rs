@@ -120,6 +120,8 @@ pub(crate) struct Actor {
     pub(crate) kill: Mutex<Option<ExitInfo>>,
     pub(crate) exit: ExitLatch,
     pub(crate) is_virtual: bool,
+    /// `true` for observed actors, whose message log must be dropped with them.
+    pub(crate) observed: AtomicBool,
     /// For push actors: `true` while no task runs the actor. Push actors start dormant and
     /// get a task on their first message, so idle actors cost no task at all; virtual actors
     /// may also go back to dormant after an idle timeout.
@@ -150,6 +152,7 @@ impl Actor {
             kill: Mutex::new(None),
             exit: ExitLatch::new(),
             is_virtual,
+            observed: AtomicBool::new(false),
             dormant: AtomicBool::new(lazy),
             finishing: AtomicBool::new(false),
             rt,

@@ -2,6 +2,7 @@
 //! debugging.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use crate::Message;
@@ -35,6 +36,13 @@ impl Runtime {
         // The log lives in the behaviour, so nothing goes unrecorded; the map finds it by PID.
         let pid = self.try_spawn_behavior(behavior, opts)?;
         lock(&self.inner.observed).insert(pid, log);
+        match self.inner.table.get(pid) {
+            Some(actor) => actor.observed.store(true, Ordering::Release),
+            // It already exited: drop the log here, its exit could not.
+            None => {
+                lock(&self.inner.observed).remove(&pid);
+            }
+        }
         Ok(pid)
     }
 

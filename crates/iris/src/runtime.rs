@@ -42,11 +42,14 @@ pub(crate) struct Inner {
     /// Message logs of observed actors.
     pub(crate) observed: Mutex<HashMap<Pid, crate::observe::Log>>,
     /// Exit reasons of recently exited actors, so `join` right after an exit still answers.
-    recent_exits: Mutex<RecentExits>,
+    recent_exits: Box<[Mutex<RecentExits>]>,
 }
 
+/// Shards of the recent-exit memory, so exits on different threads rarely share a lock.
+const RECENT_SHARDS: usize = 16;
+
 /// How many recent exits `join` remembers.
-const RECENT_EXITS: usize = 4096;
+const RECENT_EXITS: usize = 4096 / RECENT_SHARDS;
 
 #[derive(Default)]
 struct RecentExits {
@@ -246,7 +249,9 @@ impl Runtime {
                 timers: Mutex::new(HashMap::new()),
                 shutting_down: AtomicBool::new(false),
                 observed: Mutex::new(HashMap::new()),
-                recent_exits: Mutex::new(RecentExits::default()),
+                recent_exits: (0..RECENT_SHARDS)
+                    .map(|_| Mutex::new(RecentExits::default()))
+                    .collect(),
             }),
         }
     }
@@ -776,7 +781,10 @@ impl Runtime {
 
     /// The exit of an actor that already ended (the last few thousand are remembered).
     pub fn exit_info(&self, pid: Pid) -> Option<ExitInfo> {
-        lock(&self.inner.recent_exits).by_pid.get(&pid).cloned()
+        lock(&self.inner.recent_exits[pid as usize % RECENT_SHARDS])
+            .by_pid
+            .get(&pid)
+            .cloned()
     }
 
     /// Blocks until the actor has exited and returns why; `None` for a PID that is unknown
@@ -1063,8 +1071,10 @@ fn finish(inner: &Arc<Inner>, actor: &Arc<Actor>, own: Option<ExitInfo>) {
     {
         lock(&p.children).retain(|&c| c != pid);
     }
-    lock(&inner.observed).remove(&pid);
-    lock(&inner.recent_exits).record(pid, info.clone());
+    if actor.observed.load(Ordering::Acquire) {
+        lock(&inner.observed).remove(&pid);
+    }
+    lock(&inner.recent_exits[pid as usize % RECENT_SHARDS]).record(pid, info.clone());
     inner.table.remove(pid);
     actor.exit.set(info);
 }
