@@ -42,6 +42,8 @@ struct Shared {
     idle_loops: AtomicUsize,
     /// Loops currently inside [`RunQueue::block_in_place`].
     blocked: AtomicUsize,
+    /// Temporary loops alive; kept at most equal to `blocked`.
+    temps: AtomicUsize,
     shutdown: AtomicBool,
     handle: Handle,
 }
@@ -79,6 +81,7 @@ impl RunQueue {
             notify: Notify::new(),
             idle_loops: AtomicUsize::new(0),
             blocked: AtomicUsize::new(0),
+            temps: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
             handle: handle.clone(),
         });
@@ -118,10 +121,21 @@ impl RunQueue {
         let Some(shared) = ON_LOOP.with(|c| c.borrow().clone()) else {
             return f();
         };
-        shared.blocked.fetch_add(1, Ordering::SeqCst);
-        shared.handle.spawn(scheduler_loop(shared.clone(), true));
+        let blocked = shared.blocked.fetch_add(1, Ordering::SeqCst) + 1;
+        // One temporary loop per blocked loop keeps the number of running loops constant.
+        if shared
+            .temps
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                (t < blocked).then_some(t + 1)
+            })
+            .is_ok()
+        {
+            shared.handle.spawn(scheduler_loop(shared.clone(), true));
+        }
         let r = tokio::task::block_in_place(f);
         shared.blocked.fetch_sub(1, Ordering::SeqCst);
+        // Idle temporary loops check whether they are still needed.
+        shared.notify.notify_waiters();
         r
     }
 
@@ -154,7 +168,14 @@ async fn scheduler_loop(shared: Arc<Shared>, temporary: bool) {
         if shared.shutdown.load(Ordering::SeqCst) {
             return;
         }
-        if temporary && shared.blocked.load(Ordering::SeqCst) == 0 {
+        if temporary
+            && shared
+                .temps
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                    (t > shared.blocked.load(Ordering::SeqCst)).then(|| t - 1)
+                })
+                .is_ok()
+        {
             return;
         }
         {
@@ -163,9 +184,6 @@ async fn scheduler_loop(shared: Arc<Shared>, temporary: bool) {
             batch.extend(q.drain(..n));
         }
         if batch.is_empty() {
-            if temporary {
-                return;
-            }
             shared.idle_loops.fetch_add(1, Ordering::SeqCst);
             let notified = shared.notify.notified();
             let mut notified = std::pin::pin!(notified);
