@@ -168,22 +168,24 @@ async fn scheduler_loop(shared: Arc<Shared>, temporary: bool) {
         if shared.shutdown.load(Ordering::SeqCst) {
             return;
         }
-        if temporary
-            && shared
-                .temps
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
-                    (t > shared.blocked.load(Ordering::SeqCst)).then(|| t - 1)
-                })
-                .is_ok()
-        {
-            return;
-        }
         {
             let mut q = shared.lock();
             let n = q.len().min(BATCH);
             batch.extend(q.drain(..n));
         }
         if batch.is_empty() {
+            // A temporary loop that is no longer needed leaves only when there is nothing to
+            // do, so a wake-up meant for queued work is never swallowed by a leaving loop.
+            if temporary
+                && shared
+                    .temps
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                        (t > shared.blocked.load(Ordering::SeqCst)).then(|| t - 1)
+                    })
+                    .is_ok()
+            {
+                return;
+            }
             shared.idle_loops.fetch_add(1, Ordering::SeqCst);
             let notified = shared.notify.notified();
             let mut notified = std::pin::pin!(notified);
