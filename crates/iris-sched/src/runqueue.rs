@@ -54,9 +54,15 @@ impl Shared {
     }
 }
 
+/// What a loop is doing on its thread: its queue and the rest of its current batch.
+struct LoopCtx {
+    shared: Arc<Shared>,
+    pending: VecDeque<Arc<dyn Runnable>>,
+}
+
 thread_local! {
-    /// The queue whose loop runs on this thread right now, if any.
-    static ON_LOOP: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
+    /// The loop running on this thread right now, if any.
+    static ON_LOOP: RefCell<Option<LoopCtx>> = const { RefCell::new(None) };
 }
 
 /// The shared run queue and its scheduler loops. Cloning shares the same queue.
@@ -118,9 +124,18 @@ impl RunQueue {
     /// blocks, and the Tokio worker is handed off (`block_in_place`), so a handler that waits
     /// for another actor cannot deadlock the schedulers. Elsewhere it just runs `f`.
     pub fn block_in_place<R>(f: impl FnOnce() -> R) -> R {
-        let Some(shared) = ON_LOOP.with(|c| c.borrow().clone()) else {
+        // Hand the rest of this loop's batch back to the queue: it must not wait behind us.
+        let Some((shared, rest)) = ON_LOOP.with(|c| {
+            c.borrow_mut()
+                .as_mut()
+                .map(|ctx| (ctx.shared.clone(), std::mem::take(&mut ctx.pending)))
+        }) else {
             return f();
         };
+        if !rest.is_empty() {
+            shared.lock().extend(rest);
+            shared.notify.notify_waiters();
+        }
         let blocked = shared.blocked.fetch_add(1, Ordering::SeqCst) + 1;
         // One temporary loop per blocked loop keeps the number of running loops constant.
         if shared
@@ -150,9 +165,19 @@ impl RunQueue {
 struct LoopFlag;
 
 impl LoopFlag {
-    fn set(shared: &Arc<Shared>) -> LoopFlag {
-        ON_LOOP.with(|c| *c.borrow_mut() = Some(shared.clone()));
+    fn set(shared: &Arc<Shared>, batch: &mut Vec<Arc<dyn Runnable>>) -> LoopFlag {
+        let pending = batch.drain(..).collect();
+        ON_LOOP.with(|c| {
+            *c.borrow_mut() = Some(LoopCtx {
+                shared: shared.clone(),
+                pending,
+            })
+        });
         LoopFlag
+    }
+
+    fn next(&self) -> Option<Arc<dyn Runnable>> {
+        ON_LOOP.with(|c| c.borrow_mut().as_mut()?.pending.pop_front())
     }
 }
 
@@ -197,21 +222,22 @@ async fn scheduler_loop(shared: Arc<Shared>, temporary: bool) {
             shared.idle_loops.fetch_sub(1, Ordering::SeqCst);
             continue;
         }
-        let mut again = Vec::new();
         {
             // The flag is only set while runnables execute, never across an `.await`.
-            let _flag = LoopFlag::set(&shared);
-            for r in batch.drain(..) {
+            let flag = LoopFlag::set(&shared, &mut batch);
+            while let Some(r) = flag.next() {
                 // A runnable handles its own panics; this only keeps the loop itself alive.
                 let ran =
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.clone().run()));
                 if matches!(ran, Ok(RunOutcome::Yield)) {
-                    again.push(r);
+                    // Back on the shared queue at once: if a later runnable of this batch
+                    // blocks, another loop must be able to run this one.
+                    shared.lock().push_back(r);
+                    if shared.idle_loops.load(Ordering::SeqCst) > 0 {
+                        shared.notify.notify_one();
+                    }
                 }
             }
-        }
-        if !again.is_empty() {
-            shared.lock().extend(again);
         }
         // Let timers, I/O and task-based actors on this worker run between batches.
         tokio::task::yield_now().await;
