@@ -38,9 +38,15 @@ impl<T: IntoFlow, E: fmt::Display> IntoFlow for Result<T, E> {
     }
 }
 
+/// Wraps the handling of one batch of messages (see [`Behavior::with_batch_guard`]).
+pub type BatchGuard = Arc<dyn Fn(&mut dyn FnMut()) + Send + Sync>;
+
 /// A push actor's behaviour: called once per message, one message at a time.
 #[derive(Clone)]
-pub struct Behavior(Arc<dyn Fn(Message) -> Step + Send + Sync>);
+pub struct Behavior {
+    handler: Arc<dyn Fn(Message) -> Step + Send + Sync>,
+    batch: Option<BatchGuard>,
+}
 
 impl fmt::Debug for Behavior {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -55,7 +61,7 @@ impl Behavior {
         F: Fn(Message) -> R + Send + Sync + 'static,
         R: IntoFlow,
     {
-        Behavior(Arc::new(move |m| Step::Done(f(m).into_flow())))
+        Behavior::new(Arc::new(move |m| Step::Done(f(m).into_flow())))
     }
 
     /// An asynchronous handler (`|msg| async move { .. }`).
@@ -65,14 +71,32 @@ impl Behavior {
         Fut: Future + Send + 'static,
         Fut::Output: IntoFlow,
     {
-        Behavior(Arc::new(move |m| {
+        Behavior::new(Arc::new(move |m| {
             let fut = f(m);
             Step::Async(Box::pin(async move { fut.await.into_flow() }))
         }))
     }
 
+    fn new(handler: Arc<dyn Fn(Message) -> Step + Send + Sync>) -> Behavior {
+        Behavior {
+            handler,
+            batch: None,
+        }
+    }
+
+    /// Runs every batch of messages (up to the reduction budget) inside `guard`, which must
+    /// call its argument exactly once. Language bindings use it to take an interpreter lock
+    /// once per batch instead of once per message.
+    pub fn with_batch_guard(
+        mut self,
+        guard: impl Fn(&mut dyn FnMut()) + Send + Sync + 'static,
+    ) -> Behavior {
+        self.batch = Some(Arc::new(guard));
+        self
+    }
+
     pub(crate) fn call(&self, msg: Message) -> Step {
-        (self.0)(msg)
+        (self.handler)(msg)
     }
 }
 
@@ -116,6 +140,11 @@ impl Behaviors {
         // The guard keeps the behaviour alive for this call even if it is swapped meanwhile.
         let current = self.current.load();
         current.behavior.call(msg)
+    }
+
+    /// The batch guard of the current behaviour, if it has one.
+    pub(crate) fn batch_guard(&self) -> Option<BatchGuard> {
+        self.current.load().behavior.batch.clone()
     }
 
     pub(crate) fn version(&self) -> u64 {

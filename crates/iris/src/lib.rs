@@ -10,7 +10,7 @@ mod observe;
 mod runtime;
 
 pub use actor::Pid;
-pub use behavior::{Behavior, DEFAULT_HISTORY, IntoFlow};
+pub use behavior::{BatchGuard, Behavior, DEFAULT_HISTORY, IntoFlow};
 pub use bytes::Bytes;
 pub use error::{ActorError, SendError};
 pub use iris_mailbox::{OverflowPolicy, RecvError, TryRecvError};

@@ -1136,35 +1136,28 @@ impl Runnable for Actor {
             conclude(&self.rt, &self, None);
             return RunOutcome::Idle;
         }
-        while let Some(msg) = batch.pop_front() {
-            let step =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| behaviors.call(msg)));
-            match step {
-                Err(p) => {
-                    let why = iris_sched::panic_message(p.as_ref());
-                    let info = ExitInfo::with_metadata(ExitReason::Panic, why);
-                    conclude(&self.rt, &self, Some(info));
-                    return RunOutcome::Idle;
-                }
-                Ok(Step::Done(flow)) => {
-                    if let Some(info) = flow_exit(flow) {
-                        conclude(&self.rt, &self, Some(info));
-                        return RunOutcome::Idle;
-                    }
-                }
-                Ok(Step::Async(fut)) => {
-                    // An asynchronous behaviour: from here on the actor runs as its own task,
-                    // starting with this message's future and the rest of the batch.
-                    let rt = self.rt.clone();
-                    if let Some(inner) = rt.upgrade() {
-                        let task = run_push(rt, self.clone(), Some((fut, batch)));
-                        inner.sched.spawn_task(task);
-                    }
-                    return RunOutcome::Idle;
-                }
+        let mut outcome = None;
+        let mut batch = Some(batch);
+        let mut body = || {
+            if let Some(batch) = batch.take() {
+                outcome = Some(self.run_batch(behaviors, batch));
             }
-            if self.mailbox.is_closed() {
-                conclude(&self.rt, &self, None);
+        };
+        match behaviors.batch_guard() {
+            Some(guard) => guard(&mut body),
+            None => body(),
+        }
+        match outcome {
+            Some(BatchEnd::Ended) => return RunOutcome::Idle,
+            Some(BatchEnd::Drained) => {}
+            // The guard did not run the batch: its messages are lost, which ends the actor.
+            None => {
+                let why = "batch guard did not run the batch";
+                conclude(
+                    &self.rt,
+                    &self,
+                    Some(ExitInfo::with_metadata(ExitReason::Crash, why)),
+                );
                 return RunOutcome::Idle;
             }
         }
@@ -1183,6 +1176,56 @@ impl Runnable for Actor {
             return RunOutcome::Yield;
         }
         RunOutcome::Idle
+    }
+}
+
+/// How a batch on a scheduler loop ended.
+enum BatchEnd {
+    /// Every message was handled; the actor lives on.
+    Drained,
+    /// The actor ended, or moved to a task of its own.
+    Ended,
+}
+
+impl Actor {
+    fn run_batch(
+        self: &Arc<Self>,
+        behaviors: &Behaviors,
+        mut batch: std::collections::VecDeque<Message>,
+    ) -> BatchEnd {
+        while let Some(msg) = batch.pop_front() {
+            let step =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| behaviors.call(msg)));
+            match step {
+                Err(p) => {
+                    let why = iris_sched::panic_message(p.as_ref());
+                    let info = ExitInfo::with_metadata(ExitReason::Panic, why);
+                    conclude(&self.rt, self, Some(info));
+                    return BatchEnd::Ended;
+                }
+                Ok(Step::Done(flow)) => {
+                    if let Some(info) = flow_exit(flow) {
+                        conclude(&self.rt, self, Some(info));
+                        return BatchEnd::Ended;
+                    }
+                }
+                Ok(Step::Async(fut)) => {
+                    // An asynchronous behaviour: from here on the actor runs as its own task,
+                    // starting with this message's future and the rest of the batch.
+                    let rt = self.rt.clone();
+                    if let Some(inner) = rt.upgrade() {
+                        let task = run_push(rt, self.clone(), Some((fut, batch)));
+                        inner.sched.spawn_task(task);
+                    }
+                    return BatchEnd::Ended;
+                }
+            }
+            if self.mailbox.is_closed() {
+                conclude(&self.rt, self, None);
+                return BatchEnd::Ended;
+            }
+        }
+        BatchEnd::Drained
     }
 }
 

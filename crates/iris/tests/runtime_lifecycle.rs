@@ -298,3 +298,40 @@ async fn works_inside_a_current_thread_runtime() {
     rt.send_async(pid, user("a")).await.unwrap();
     assert_eq!(rt.wait(pid).await.unwrap().reason, ExitReason::Normal);
 }
+
+#[test]
+fn batch_guard_wraps_each_batch_of_messages() {
+    thread_local! {
+        static IN_GUARD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    let rt = Runtime::new();
+    let guards = Arc::new(AtomicUsize::new(0));
+    let handled = Arc::new(AtomicUsize::new(0));
+    let (g, h) = (guards.clone(), handled.clone());
+    let behavior = iris::Behavior::from_fn(move |_m| {
+        assert!(IN_GUARD.with(|f| f.get()), "handler ran outside the guard");
+        h.fetch_add(1, Ordering::SeqCst);
+    })
+    .with_batch_guard(move |body| {
+        g.fetch_add(1, Ordering::SeqCst);
+        IN_GUARD.with(|f| f.set(true));
+        body();
+        IN_GUARD.with(|f| f.set(false));
+    });
+    let pid = rt
+        .try_spawn_behavior(
+            behavior,
+            iris::SpawnOptions {
+                budget: 100,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    for _ in 0..1000 {
+        rt.send(pid, user("m")).unwrap();
+    }
+    wait_until("all handled", || handled.load(Ordering::SeqCst) == 1000);
+    assert!(rt.is_alive(pid), "no handler ran outside the guard");
+    let n = guards.load(Ordering::SeqCst);
+    assert!((10..=1000).contains(&n), "{n} guard calls");
+}
