@@ -80,7 +80,8 @@ pub(crate) fn run_bench(o: &Opts) -> Result {
         .map_or(0, |d| d.as_secs());
     let mut results = Vec::new();
 
-    let mut c = cmd("cargo", &["bench", "-p", "iris-benches"]);
+    // `--bench *` keeps criterion flags away from the libtest harness of the lib target.
+    let mut c = cmd("cargo", &["bench", "-p", "iris-benches", "--bench", "*"]);
     if o.quick || o.filter.is_some() {
         c.arg("--");
         if let Some(f) = &o.filter {
