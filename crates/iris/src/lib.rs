@@ -5,6 +5,7 @@
 mod actor;
 mod behavior;
 mod error;
+mod hooks;
 mod message;
 mod observe;
 mod runtime;

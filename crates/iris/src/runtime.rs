@@ -43,6 +43,17 @@ pub(crate) struct Inner {
     pub(crate) observed: Mutex<HashMap<Pid, crate::observe::Log>>,
     /// Exit reasons of recently exited actors, so `join` right after an exit still answers.
     recent_exits: Box<[Mutex<RecentExits>]>,
+    /// Code to run when a given actor exits.
+    pub(crate) hooks: crate::hooks::ExitHooks,
+}
+
+impl Inner {
+    pub(crate) fn recent_exit(&self, pid: Pid) -> Option<ExitInfo> {
+        lock(&self.recent_exits[pid as usize % RECENT_SHARDS])
+            .by_pid
+            .get(&pid)
+            .cloned()
+    }
 }
 
 /// Shards of the recent-exit memory, so exits on different threads rarely share a lock.
@@ -252,6 +263,7 @@ impl Runtime {
                 recent_exits: (0..RECENT_SHARDS)
                     .map(|_| Mutex::new(RecentExits::default()))
                     .collect(),
+                hooks: crate::hooks::ExitHooks::new(),
             }),
         }
     }
@@ -781,10 +793,7 @@ impl Runtime {
 
     /// The exit of an actor that already ended (the last few thousand are remembered).
     pub fn exit_info(&self, pid: Pid) -> Option<ExitInfo> {
-        lock(&self.inner.recent_exits[pid as usize % RECENT_SHARDS])
-            .by_pid
-            .get(&pid)
-            .cloned()
+        self.inner.recent_exit(pid)
     }
 
     /// Blocks until the actor has exited and returns why; `None` for a PID that is unknown
@@ -993,6 +1002,27 @@ impl Runtime {
         cancel_timer(&self.inner, id)
     }
 
+    /// Runs `hook` once when `pid` exits (at once, with its exit or `noproc`, if it is
+    /// already gone). Returns an id for [`Runtime::remove_exit_hook`], or `None` if it ran.
+    pub fn on_exit(
+        &self,
+        pid: Pid,
+        hook: impl FnOnce(Pid, &ExitInfo) + Send + 'static,
+    ) -> Option<u64> {
+        self.inner.hooks.add(&self.inner, pid, Box::new(hook))
+    }
+
+    /// Removes a hook registered by [`Runtime::on_exit`]; `true` if it had not run.
+    pub fn remove_exit_hook(&self, pid: Pid, id: u64) -> bool {
+        self.inner.hooks.remove(pid, id)
+    }
+
+    /// Number of registered exit hooks (links, monitors and supervision use them), for leak
+    /// checks.
+    pub fn exit_hook_count(&self) -> usize {
+        self.inner.hooks.len()
+    }
+
     /// Number of pending timers.
     pub fn timer_count(&self) -> usize {
         lock(&self.inner.timers).len()
@@ -1075,7 +1105,12 @@ fn finish(inner: &Arc<Inner>, actor: &Arc<Actor>, own: Option<ExitInfo>) {
         lock(&inner.observed).remove(&pid);
     }
     lock(&inner.recent_exits[pid as usize % RECENT_SHARDS]).record(pid, info.clone());
+    let hooks = inner.hooks.take(pid);
     inner.table.remove(pid);
+    for hook in hooks {
+        // A hook is runtime or binding code; a panic in one must not stop the others.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(pid, &info)));
+    }
     actor.exit.set(info);
 }
 

@@ -335,3 +335,70 @@ fn batch_guard_wraps_each_batch_of_messages() {
     let n = guards.load(Ordering::SeqCst);
     assert!((10..=1000).contains(&n), "{n} guard calls");
 }
+
+#[test]
+fn exit_hooks_run_once_and_late_hooks_see_the_exit() {
+    let rt = Runtime::new();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let pid = rt.spawn_fn(|_m| Flow::Stop, 10);
+    let s = seen.clone();
+    let id = rt.on_exit(pid, move |p, info| {
+        s.lock().unwrap().push((p, info.reason.clone()))
+    });
+    assert!(id.is_some());
+    let removed = rt
+        .on_exit(pid, |_, _| panic!("removed hooks never run"))
+        .unwrap();
+    assert!(rt.remove_exit_hook(pid, removed));
+    assert_eq!(rt.exit_hook_count(), 1);
+    rt.send(pid, user("bye")).unwrap();
+    rt.join(pid);
+    assert_eq!(*seen.lock().unwrap(), vec![(pid, ExitReason::Normal)]);
+    // Registered after the exit: runs at once with the remembered reason.
+    let s = seen.clone();
+    assert!(
+        rt.on_exit(pid, move |p, i| s
+            .lock()
+            .unwrap()
+            .push((p, i.reason.clone())))
+            .is_none()
+    );
+    assert_eq!(seen.lock().unwrap()[1], (pid, ExitReason::Normal));
+    // Never existed: noproc.
+    let s = seen.clone();
+    rt.on_exit(u64::MAX >> 16, move |p, i| {
+        s.lock().unwrap().push((p, i.reason.clone()))
+    });
+    assert_eq!(
+        seen.lock().unwrap()[2].1,
+        ExitReason::Other("noproc".into())
+    );
+    assert_eq!(rt.exit_hook_count(), 0);
+}
+
+#[test]
+fn exit_hooks_race_with_exits_and_never_leak() {
+    let rt = Runtime::new();
+    let fired = Arc::new(AtomicUsize::new(0));
+    let mut threads = Vec::new();
+    for _ in 0..4 {
+        let (rt, fired) = (rt.clone(), fired.clone());
+        threads.push(std::thread::spawn(move || {
+            for _ in 0..500 {
+                let pid = rt.spawn_fn(|_m| Flow::Stop, 10);
+                rt.send(pid, user("x")).unwrap();
+                let f = fired.clone();
+                rt.on_exit(pid, move |_, _| {
+                    f.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        }));
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    wait_until("every hook fired exactly once", || {
+        fired.load(Ordering::SeqCst) == 2000
+    });
+    assert_eq!(rt.exit_hook_count(), 0);
+}

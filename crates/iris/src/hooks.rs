@@ -1,0 +1,97 @@
+//! Exit hooks: code that runs once when a given actor exits. Links, monitors, supervisors
+//! and remote watchers are built on them.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use iris_supervisor::{ExitInfo, ExitReason};
+
+use crate::actor::{Pid, lock};
+use crate::runtime::Inner;
+
+/// A callback run once with the PID and the exit of the actor it watches.
+pub(crate) type ExitHook = Box<dyn FnOnce(Pid, &ExitInfo) + Send>;
+
+const SHARDS: usize = 16;
+
+type Shard = Mutex<HashMap<Pid, Vec<(u64, ExitHook)>>>;
+
+pub(crate) struct ExitHooks {
+    shards: Box<[Shard]>,
+    next: AtomicU64,
+}
+
+/// The exit given to hooks registered on an actor that is already gone.
+pub(crate) fn noproc() -> ExitInfo {
+    ExitInfo::new(ExitReason::Other("noproc".to_owned()))
+}
+
+impl ExitHooks {
+    pub(crate) fn new() -> ExitHooks {
+        ExitHooks {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    fn shard(&self, pid: Pid) -> &Shard {
+        &self.shards[pid as usize % SHARDS]
+    }
+
+    /// Registers `hook` on `pid`. If the actor is already gone the hook runs at once (with
+    /// its remembered exit, or `noproc`) and `None` is returned.
+    pub(crate) fn add(&self, inner: &Inner, pid: Pid, hook: ExitHook) -> Option<u64> {
+        let mut shard = lock(self.shard(pid));
+        // Checked under the shard lock: `finish` records the exit before it takes the hooks
+        // under this lock, so a hook is either taken by `finish` or sees the exit here.
+        let gone = match inner.recent_exit(pid) {
+            Some(info) => Some(info),
+            None if inner.table.get(pid).is_none() => Some(noproc()),
+            None => None,
+        };
+        match gone {
+            Some(info) => {
+                drop(shard);
+                hook(pid, &info);
+                None
+            }
+            None => {
+                let id = self.next.fetch_add(1, Ordering::Relaxed);
+                shard.entry(pid).or_default().push((id, hook));
+                Some(id)
+            }
+        }
+    }
+
+    /// Removes a hook that has not run; `true` if it was still registered.
+    pub(crate) fn remove(&self, pid: Pid, id: u64) -> bool {
+        let mut shard = lock(self.shard(pid));
+        let Some(list) = shard.get_mut(&pid) else {
+            return false;
+        };
+        let before = list.len();
+        list.retain(|(h, _)| *h != id);
+        let removed = list.len() < before;
+        if list.is_empty() {
+            shard.remove(&pid);
+        }
+        removed
+    }
+
+    /// Takes every hook of an exiting actor.
+    pub(crate) fn take(&self, pid: Pid) -> Vec<ExitHook> {
+        lock(self.shard(pid))
+            .remove(&pid)
+            .map(|v| v.into_iter().map(|(_, h)| h).collect())
+            .unwrap_or_default()
+    }
+
+    /// Registered hooks, for leak checks.
+    pub(crate) fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| lock(s).values().map(Vec::len).sum::<usize>())
+            .sum()
+    }
+}
