@@ -122,6 +122,8 @@ pub(crate) struct Actor {
     pub(crate) is_virtual: bool,
     /// `true` for observed actors, whose message log must be dropped with them.
     pub(crate) observed: AtomicBool,
+    /// `true` once the actor was given a name or path, which its exit must remove.
+    pub(crate) registered: AtomicBool,
     /// For push actors: `true` while no task runs the actor. Push actors start dormant and
     /// get a task on their first message, so idle actors cost no task at all; virtual actors
     /// may also go back to dormant after an idle timeout.
@@ -153,6 +155,7 @@ impl Actor {
             exit: ExitLatch::new(),
             is_virtual,
             observed: AtomicBool::new(false),
+            registered: AtomicBool::new(false),
             dormant: AtomicBool::new(lazy),
             finishing: AtomicBool::new(false),
             rt,

@@ -14,6 +14,8 @@ pub enum SendError {
     MailboxFull(Pid, Message),
     /// A chain of `Redirect` policies came back to a mailbox it had visited.
     RedirectCycle(Pid, Message),
+    /// No actor is registered under this name.
+    UnknownName(String, Message),
 }
 
 impl SendError {
@@ -22,7 +24,8 @@ impl SendError {
         match self {
             SendError::NoProcess(_, m)
             | SendError::MailboxFull(_, m)
-            | SendError::RedirectCycle(_, m) => m,
+            | SendError::RedirectCycle(_, m)
+            | SendError::UnknownName(_, m) => m,
         }
     }
 }
@@ -35,6 +38,7 @@ impl fmt::Display for SendError {
             SendError::RedirectCycle(pid, _) => {
                 write!(f, "redirect cycle while delivering to pid {pid}")
             }
+            SendError::UnknownName(name, _) => write!(f, "no actor is registered as {name:?}"),
         }
     }
 }
@@ -66,6 +70,8 @@ pub enum ActorError {
     Sched(iris_sched::SchedError),
     /// The runtime is shutting down.
     ShuttingDown,
+    /// A name or path operation failed (taken, empty, invalid path).
+    Registry(iris_registry::RegistryError),
 }
 
 impl fmt::Display for ActorError {
@@ -90,6 +96,7 @@ impl fmt::Display for ActorError {
             ActorError::ParentDead(pid) => write!(f, "parent pid {pid} is not alive"),
             ActorError::Sched(e) => write!(f, "{e}"),
             ActorError::ShuttingDown => f.write_str("the runtime is shutting down"),
+            ActorError::Registry(e) => write!(f, "{e}"),
         }
     }
 }
@@ -99,6 +106,7 @@ impl std::error::Error for ActorError {
         match self {
             ActorError::Mailbox(_, e) => Some(e),
             ActorError::Sched(e) => Some(e),
+            ActorError::Registry(e) => Some(e),
             _ => None,
         }
     }

@@ -7,6 +7,7 @@ mod behavior;
 mod error;
 mod hooks;
 mod message;
+mod names;
 mod observe;
 mod runtime;
 
@@ -15,6 +16,7 @@ pub use behavior::{BatchGuard, Behavior, DEFAULT_HISTORY, IntoFlow};
 pub use bytes::Bytes;
 pub use error::{ActorError, SendError};
 pub use iris_mailbox::{OverflowPolicy, RecvError, TryRecvError};
+pub use iris_registry::RegistryError;
 pub use iris_sched::Flow;
 pub use iris_supervisor::{ExitInfo, ExitReason};
 pub use message::{Message, SystemMessage};

@@ -45,6 +45,8 @@ pub(crate) struct Inner {
     recent_exits: Box<[Mutex<RecentExits>]>,
     /// Code to run when a given actor exits.
     pub(crate) hooks: crate::hooks::ExitHooks,
+    /// Names and paths.
+    pub(crate) registry: iris_registry::Registry,
 }
 
 impl Inner {
@@ -264,6 +266,7 @@ impl Runtime {
                     .map(|_| Mutex::new(RecentExits::default()))
                     .collect(),
                 hooks: crate::hooks::ExitHooks::new(),
+                registry: iris_registry::Registry::new(),
             }),
         }
     }
@@ -1103,6 +1106,9 @@ fn finish(inner: &Arc<Inner>, actor: &Arc<Actor>, own: Option<ExitInfo>) {
     }
     if actor.observed.load(Ordering::Acquire) {
         lock(&inner.observed).remove(&pid);
+    }
+    if actor.registered.load(Ordering::SeqCst) {
+        inner.registry.remove_pid(pid);
     }
     lock(&inner.recent_exits[pid as usize % RECENT_SHARDS]).record(pid, info.clone());
     let hooks = inner.hooks.take(pid);
