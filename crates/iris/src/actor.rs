@@ -124,6 +124,10 @@ pub(crate) struct Actor {
     pub(crate) observed: AtomicBool,
     /// `true` once the actor was given a name or path, which its exit must remove.
     pub(crate) registered: AtomicBool,
+    /// `true` once the actor has links or watches others, which its exit must clean up.
+    pub(crate) linked: AtomicBool,
+    /// `true` if linked actors' exits arrive as `EXIT` messages instead of killing it.
+    pub(crate) traps_exit: AtomicBool,
     /// For push actors: `true` while no task runs the actor. Push actors start dormant and
     /// get a task on their first message, so idle actors cost no task at all; virtual actors
     /// may also go back to dormant after an idle timeout.
@@ -156,6 +160,8 @@ impl Actor {
             is_virtual,
             observed: AtomicBool::new(false),
             registered: AtomicBool::new(false),
+            linked: AtomicBool::new(false),
+            traps_exit: AtomicBool::new(false),
             dormant: AtomicBool::new(lazy),
             finishing: AtomicBool::new(false),
             rt,

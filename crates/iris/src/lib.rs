@@ -6,6 +6,7 @@ mod actor;
 mod behavior;
 mod error;
 mod hooks;
+mod links;
 mod message;
 mod names;
 mod observe;

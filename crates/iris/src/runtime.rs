@@ -47,6 +47,8 @@ pub(crate) struct Inner {
     pub(crate) hooks: crate::hooks::ExitHooks,
     /// Names and paths.
     pub(crate) registry: iris_registry::Registry,
+    /// Links and monitors.
+    pub(crate) links: crate::links::LinkState,
 }
 
 impl Inner {
@@ -267,6 +269,7 @@ impl Runtime {
                     .collect(),
                 hooks: crate::hooks::ExitHooks::new(),
                 registry: iris_registry::Registry::new(),
+                links: crate::links::LinkState::default(),
             }),
         }
     }
@@ -1046,7 +1049,7 @@ fn cancel_timer(inner: &Inner, id: u64) -> bool {
     }
 }
 
-fn kill(inner: &Arc<Inner>, pid: Pid, info: ExitInfo) -> bool {
+pub(crate) fn kill(inner: &Arc<Inner>, pid: Pid, info: ExitInfo) -> bool {
     let Some(actor) = inner.table.get(pid) else {
         return false;
     };
@@ -1109,6 +1112,9 @@ fn finish(inner: &Arc<Inner>, actor: &Arc<Actor>, own: Option<ExitInfo>) {
     }
     if actor.registered.load(Ordering::SeqCst) {
         inner.registry.remove_pid(pid);
+    }
+    if actor.linked.load(Ordering::SeqCst) {
+        crate::links::on_exit(inner, pid, &info);
     }
     lock(&inner.recent_exits[pid as usize % RECENT_SHARDS]).record(pid, info.clone());
     let hooks = inner.hooks.take(pid);

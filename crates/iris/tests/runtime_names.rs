@@ -99,7 +99,10 @@ fn paths_are_validated_listed_sorted_and_direct() {
         vec![("/system/other".to_owned(), c)]
     );
     assert_eq!(rt.list_children("/system").unwrap().len(), 3);
-    assert!(rt.list_children("/sys").unwrap().is_empty(), "segments, not prefixes");
+    assert!(
+        rt.list_children("/sys").unwrap().is_empty(),
+        "segments, not prefixes"
+    );
     for bad in ["", "no/slash", "/trailing/", "//double", "/ /blank"] {
         assert!(
             matches!(
@@ -138,7 +141,11 @@ fn concurrent_register_and_whereis_stay_consistent() {
     for t in threads {
         t.join().unwrap();
     }
-    assert_eq!(winners.load(Ordering::SeqCst), 200, "exactly one winner per name");
+    assert_eq!(
+        winners.load(Ordering::SeqCst),
+        200,
+        "exactly one winner per name"
+    );
     for &p in &pids {
         rt.stop(p);
         rt.join(p);
