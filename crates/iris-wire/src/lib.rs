@@ -1,1 +1,13 @@
 #![doc = include_str!("../README.md")]
+#![warn(missing_docs, unreachable_pub)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod codec;
+mod cookie;
+mod error;
+mod frame;
+
+pub use codec::{Builder, DEFAULT_MAX_FRAME_LENGTH, DecodedFrame, FrameCodec, HEADER_LEN};
+pub use cookie::{COOKIE_ENV, COOKIE_FILE_NAME, COOKIE_LEN, Cookie, mac, new_challenge, verify};
+pub use error::{CookieError, DecodeError, EncodeError, Rejection};
+pub use frame::{ExitReason, Frame, MAGIC, PROTOCOL_VERSION, error_code, frame_type};
