@@ -1,6 +1,6 @@
 //! The restart state machine of one supervisor.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::Pid;
@@ -130,8 +130,6 @@ struct Child {
 pub struct Supervisor {
     spec: SupervisorSpec,
     children: Vec<Child>,
-    // Pids this supervisor asked the runtime to stop; their exits are expected.
-    stopping: HashSet<Pid>,
     restarts: VecDeque<Instant>,
     escalated: bool,
 }
@@ -142,7 +140,6 @@ impl Supervisor {
         Supervisor {
             spec,
             children: Vec::new(),
-            stopping: HashSet::new(),
             restarts: VecDeque::new(),
             escalated: false,
         }
@@ -245,14 +242,15 @@ impl Supervisor {
         if self.position_of_pid(new_pid).is_some() {
             return Err(SupervisorError::DuplicatePid(new_pid));
         }
-        self.stopping.remove(&new_pid);
         self.children[i].pid = Some(new_pid);
         Ok(())
     }
 
     /// A process exited; says what the runtime must do about it.
     pub fn on_child_exit(&mut self, pid: Pid, info: &ExitInfo, now: Instant) -> Decision {
-        if self.stopping.remove(&pid) || self.escalated {
+        // Children being stopped or restarted are unbound from their old pid, so the exits
+        // that stopping them produces (and any late exit of an old pid) land here as unknown.
+        if self.escalated {
             return Decision::Ignore;
         }
         let Some(i) = self.position_of_pid(pid) else {
@@ -309,13 +307,11 @@ impl Supervisor {
         }
     }
 
-    // Unbinds the live children from index `first` on, marks them as being stopped and
-    // returns their pids in reverse start order.
+    // Unbinds the live children from index `first` on and returns their pids in reverse start order.
     fn stop_range(&mut self, first: usize) -> Vec<Pid> {
         let mut stop = Vec::new();
         for child in self.children[first..].iter_mut().rev() {
             if let Some(p) = child.pid.take() {
-                self.stopping.insert(p);
                 stop.push(p);
             }
         }
