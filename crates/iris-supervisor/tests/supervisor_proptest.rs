@@ -60,17 +60,21 @@ fn run(strategy: SupStrategy, policies: &[RestartPolicy], max_restarts: u32, eve
     let mut deferred: Vec<ChildId> = Vec::new();
     for ev in events {
         now += Duration::from_millis(ev.advance_ms);
-        for id in deferred.drain(..) {
-            sup.restarted(id, next_pid).unwrap();
-            live.insert(next_pid, id);
-            next_pid += 1;
-        }
         if sup.is_escalated() {
             break;
         }
+        // Deferred restarts stay pending across exits of other children until an event
+        // without deferral applies them.
+        if !ev.defer_restart {
+            for id in deferred.drain(..) {
+                sup.restarted(id, next_pid).unwrap();
+                live.insert(next_pid, id);
+                next_pid += 1;
+            }
+        }
         let pids = sup.child_pids();
         if pids.is_empty() {
-            break;
+            continue;
         }
         let pid = pids[ev.child % pids.len()];
         live.remove(&pid);
