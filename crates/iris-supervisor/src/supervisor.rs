@@ -326,3 +326,42 @@ impl Supervisor {
         self.children.iter().position(|c| c.pid == Some(pid))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::ExitReason;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn shared_types_are_send_and_sync() {
+        assert_send_sync::<Supervisor>();
+        assert_send_sync::<crate::LinkTable>();
+        assert_send_sync::<crate::MonitorTable>();
+    }
+
+    #[test]
+    fn restarted_child_keeps_its_name() {
+        let mut sup = Supervisor::new(SupervisorSpec::default());
+        sup.add_child_spec(
+            ChildSpec::new(ChildId(7), RestartPolicy::Permanent).with_name("/svc/a"),
+            70,
+        )
+        .unwrap();
+        let now = Instant::now();
+        let d = sup.on_child_exit(70, &ExitInfo::new(ExitReason::Killed), now);
+        assert_eq!(
+            d,
+            Decision::Restart {
+                stop_first: vec![],
+                restart: vec![ChildId(7)]
+            }
+        );
+        assert_eq!(sup.recent_restarts(), 1);
+        sup.restarted(ChildId(7), 71).unwrap();
+        let spec = sup.child_spec(ChildId(7)).unwrap();
+        assert_eq!(spec.name.as_deref(), Some("/svc/a"));
+        assert_eq!(sup.children(), vec![(ChildId(7), 71)]);
+    }
+}
