@@ -220,3 +220,51 @@ impl std::error::Error for CookieError {
         }
     }
 }
+
+/// Why a handshake failed. The connection must be closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// The peer speaks another protocol version.
+    VersionMismatch {
+        /// Our version.
+        ours: u16,
+        /// The peer's version.
+        theirs: u16,
+    },
+    /// The peer's answer to our challenge is wrong: it does not hold the cookie.
+    BadMac,
+    /// The peer sent back our own challenge (a reflection attempt).
+    ReflectedChallenge,
+    /// The peer refused us with `HandshakeFail`.
+    Refused(String),
+    /// A frame of this type arrived out of order during the handshake.
+    Unexpected(u8),
+}
+
+impl HandshakeError {
+    /// The `HandshakeFail` frame to send before closing.
+    pub fn to_fail_frame(&self) -> Frame {
+        Frame::HandshakeFail {
+            reason: self.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandshakeError::VersionMismatch { ours, theirs } => {
+                write!(f, "protocol version {theirs} is not ours ({ours})")
+            }
+            HandshakeError::BadMac => f.write_str("challenge answer does not match the cookie"),
+            HandshakeError::ReflectedChallenge => f.write_str("peer reflected our challenge"),
+            HandshakeError::Refused(reason) => write!(f, "peer refused the handshake: {reason}"),
+            HandshakeError::Unexpected(t) => {
+                write!(f, "unexpected frame type 0x{t:02x} during the handshake")
+            }
+        }
+    }
+}
+
+impl std::error::Error for HandshakeError {}
