@@ -72,6 +72,10 @@ pub enum ActorError {
     ShuttingDown,
     /// A name or path operation failed (taken, empty, invalid path).
     Registry(iris_registry::RegistryError),
+    /// A supervision operation was refused.
+    Supervision(String),
+    /// No path supervisor exists for this path.
+    NoSupervisor(String),
 }
 
 impl fmt::Display for ActorError {
@@ -97,6 +101,8 @@ impl fmt::Display for ActorError {
             ActorError::Sched(e) => write!(f, "{e}"),
             ActorError::ShuttingDown => f.write_str("the runtime is shutting down"),
             ActorError::Registry(e) => write!(f, "{e}"),
+            ActorError::Supervision(why) => write!(f, "supervision: {why}"),
+            ActorError::NoSupervisor(path) => write!(f, "no path supervisor for {path:?}"),
         }
     }
 }

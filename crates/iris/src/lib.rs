@@ -11,6 +11,7 @@ mod message;
 mod names;
 mod observe;
 mod runtime;
+mod supervision;
 
 pub use actor::Pid;
 pub use behavior::{BatchGuard, Behavior, DEFAULT_HISTORY, IntoFlow};
@@ -19,10 +20,11 @@ pub use error::{ActorError, SendError};
 pub use iris_mailbox::{OverflowPolicy, RecvError, TryRecvError};
 pub use iris_registry::RegistryError;
 pub use iris_sched::Flow;
-pub use iris_supervisor::{ExitInfo, ExitReason};
+pub use iris_supervisor::{ExitInfo, ExitReason, RestartPolicy, Strategy, SupervisorSpec};
 pub use message::{Message, SystemMessage};
 pub use observe::OBSERVED_HISTORY;
 pub use runtime::{DEFAULT_BUDGET, Receiver, Runtime, SpawnOptions};
+pub use supervision::{ChildOptions, Factory, parse_strategy};
 
 /// The names most programs need.
 pub mod prelude {

@@ -49,6 +49,8 @@ pub(crate) struct Inner {
     pub(crate) registry: iris_registry::Registry,
     /// Links and monitors.
     pub(crate) links: crate::links::LinkState,
+    /// Supervisor actors.
+    pub(crate) supervisors: crate::supervision::Supervisors,
 }
 
 impl Inner {
@@ -270,6 +272,7 @@ impl Runtime {
                 hooks: crate::hooks::ExitHooks::new(),
                 registry: iris_registry::Registry::new(),
                 links: crate::links::LinkState::default(),
+                supervisors: crate::supervision::Supervisors::default(),
             }),
         }
     }
