@@ -126,8 +126,8 @@ pub(crate) struct Actor {
     pub(crate) registered: AtomicBool,
     /// `true` once the actor has links or watches others, which its exit must clean up.
     pub(crate) linked: AtomicBool,
-    /// `true` if linked actors' exits arrive as `EXIT` messages instead of killing it.
-    pub(crate) traps_exit: AtomicBool,
+    /// `true` once another actor monitors it, which its exit must report.
+    pub(crate) monitored: AtomicBool,
     /// For push actors: `true` while no task runs the actor. Push actors start dormant and
     /// get a task on their first message, so idle actors cost no task at all; virtual actors
     /// may also go back to dormant after an idle timeout.
@@ -161,7 +161,7 @@ impl Actor {
             observed: AtomicBool::new(false),
             registered: AtomicBool::new(false),
             linked: AtomicBool::new(false),
-            traps_exit: AtomicBool::new(false),
+            monitored: AtomicBool::new(false),
             dormant: AtomicBool::new(lazy),
             finishing: AtomicBool::new(false),
             rt,

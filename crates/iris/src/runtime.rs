@@ -1116,9 +1116,7 @@ fn finish(inner: &Arc<Inner>, actor: &Arc<Actor>, own: Option<ExitInfo>) {
     if actor.registered.load(Ordering::SeqCst) {
         inner.registry.remove_pid(pid);
     }
-    if actor.linked.load(Ordering::SeqCst) {
-        crate::links::on_exit(inner, pid, &info);
-    }
+    crate::links::on_exit(inner, actor, &info);
     lock(&inner.recent_exits[pid as usize % RECENT_SHARDS]).record(pid, info.clone());
     let hooks = inner.hooks.take(pid);
     inner.table.remove(pid);
