@@ -186,3 +186,41 @@ fn crash_propagates_along_a_chain_of_links() {
     assert_eq!(rt.join(chain[49]).unwrap().reason, ExitReason::Killed);
     wait_until("links cleaned", || rt.link_count() == 0);
 }
+
+#[test]
+fn monitors_racing_with_exits_deliver_exactly_one_down_each() {
+    let rt = Runtime::new();
+    let watcher = rt.spawn_observed_handler(1000).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let rt = rt.clone();
+            std::thread::spawn(move || {
+                let mut refs = Vec::new();
+                for _ in 0..500 {
+                    let target = rt.spawn_fn(|_m| Flow::Stop, 10);
+                    rt.send(target, user("bye")).unwrap();
+                    refs.push(rt.monitor(watcher, target).unwrap());
+                }
+                refs
+            })
+        })
+        .collect();
+    let mut refs: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    refs.sort_unstable();
+    wait_until("2000 DOWNs", || rt.get_messages(watcher).len() >= 2000);
+    std::thread::sleep(Duration::from_millis(50));
+    let mut got: Vec<u64> = rt
+        .get_messages(watcher)
+        .iter()
+        .map(|m| match m {
+            Message::System(SystemMessage::Down { monitor, .. }) => *monitor,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, refs, "each monitor reported exactly once");
+    assert_eq!(rt.link_count(), 0);
+}
