@@ -175,6 +175,53 @@ fn main() {
         log.lock().unwrap()
     );
 
+    // 8. Supervision: a crashing worker is restarted by its factory, re-registered under its
+    //    path, and the supervisor gives up (Shutdown) past 3 restarts in 5 s.
+    let sup = rt
+        .spawn_supervisor(iris::SupervisorSpec::default())
+        .unwrap();
+    let starts = Arc::new(AtomicUsize::new(0));
+    let make_worker = {
+        let (rt, starts) = (rt.clone(), starts.clone());
+        move || {
+            starts.fetch_add(1, Ordering::SeqCst);
+            rt.spawn_fn(|_m| Err::<(), _>("worker crashed"), 10)
+        }
+    };
+    let first = make_worker();
+    rt.register_path("/svc/worker", first).unwrap();
+    let factory: iris::Factory = {
+        let make = make_worker.clone();
+        Arc::new(move || Ok(make()))
+    };
+    rt.supervise(
+        sup,
+        first,
+        iris::ChildOptions {
+            factory: Some(factory),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut last = first;
+    while rt.is_alive(sup) {
+        let Some(current) = rt.whereis_path("/svc/worker") else {
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        };
+        if current != last {
+            println!("[supervision] restarted: /svc/worker is now pid {current}");
+            last = current;
+        }
+        let _ = rt.send(current, Message::User(Bytes::from_static(b"crash")));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    println!(
+        "[supervision] {} starts, then the supervisor gave up with {}",
+        starts.load(Ordering::SeqCst),
+        rt.join(sup).unwrap().reason
+    );
+
     rt.shutdown();
     println!("== done ==");
 }
