@@ -224,3 +224,25 @@ fn monitors_racing_with_exits_deliver_exactly_one_down_each() {
     assert_eq!(got, refs, "each monitor reported exactly once");
     assert_eq!(rt.link_count(), 0);
 }
+
+#[test]
+fn observed_history_is_bounded_to_the_newest_messages() {
+    let rt = Runtime::new();
+    let obs = rt.spawn_observed_handler(1000).unwrap();
+    let n = iris::OBSERVED_HISTORY + 50;
+    for i in 0..n {
+        rt.send(obs, Message::User(Bytes::from(i.to_string())))
+            .unwrap();
+    }
+    wait_until("all recorded", || {
+        rt.get_messages(obs).last() == Some(&Message::User(Bytes::from((n - 1).to_string())))
+    });
+    let got = rt.get_messages(obs);
+    assert_eq!(got.len(), iris::OBSERVED_HISTORY);
+    assert_eq!(
+        got[0],
+        Message::User(Bytes::from("50")),
+        "oldest dropped first"
+    );
+    assert!(rt.get_messages(u64::MAX >> 20).is_empty());
+}
