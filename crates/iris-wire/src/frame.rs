@@ -101,6 +101,22 @@ impl ExitReason {
     }
 }
 
+/// The names the bindings show: `"Normal"`, `"Killed"`, ..., or the custom text of `Other`.
+impl std::fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ExitReason::Normal => "Normal",
+            ExitReason::Killed => "Killed",
+            ExitReason::Panic => "Panic",
+            ExitReason::Crash => "Crash",
+            ExitReason::Timeout => "Timeout",
+            ExitReason::Disconnect => "Disconnect",
+            ExitReason::Shutdown => "Shutdown",
+            ExitReason::Other(text) => text,
+        })
+    }
+}
+
 /// One frame of the Iris mesh protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -526,5 +542,40 @@ impl Reader<'_> {
             }
             _ => return Err(self.malformed("unknown exit reason code")),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_reasons_have_distinct_codes_and_binding_names() {
+        let all = [
+            ExitReason::Normal,
+            ExitReason::Killed,
+            ExitReason::Panic,
+            ExitReason::Crash,
+            ExitReason::Timeout,
+            ExitReason::Disconnect,
+            ExitReason::Shutdown,
+            ExitReason::Other("custom".into()),
+        ];
+        let codes: Vec<u8> = all.iter().map(ExitReason::code).collect();
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7]);
+        let names: Vec<String> = all.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            names,
+            [
+                "Normal",
+                "Killed",
+                "Panic",
+                "Crash",
+                "Timeout",
+                "Disconnect",
+                "Shutdown",
+                "custom"
+            ]
+        );
     }
 }
