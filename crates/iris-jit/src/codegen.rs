@@ -56,12 +56,13 @@ pub(crate) struct Kernel {
 }
 
 impl Kernel {
-    /// Calls the kernel. `args` must follow the program's slot layout.
-    pub(crate) fn call(&self, args: &[u64], out: &mut u64) -> u32 {
+    /// Calls the kernel. `args` must follow the program's slot layout and `out` must be valid
+    /// for one u64 (scalar kernels) or `args[0]` u64s (element-wise kernels).
+    pub(crate) fn call(&self, args: &[u64], out: *mut u64) -> u32 {
         // SAFETY: `f` was produced by finalizing `self.module`, which lives as long as `self`;
         // the kernel reads exactly the slots the program's signature describes (the executors
         // build `args` from that same signature, with buffer pointers valid for their lengths)
-        // and writes one u64 to `out`.
+        // and writes to `out` within the bounds the caller guarantees above.
         unsafe { (self.f)(args.as_ptr(), out) }
     }
 }
@@ -178,7 +179,16 @@ fn new_module(opt: OptLevel) -> Result<JITModule, CompileError> {
 }
 
 /// Compiles `p` with the given optimization level and `*_while` iteration cap.
-pub(crate) fn compile(p: &Program, opt: OptLevel, cap: u64) -> Result<Kernel, CompileError> {
+///
+/// With `map`, the kernel is an element-wise loop instead: `args[0]` is the element count and
+/// `args[1 + j]` parameter `j`'s scalar bits, or (when `map[j]` is a dtype) the address of its
+/// buffer; `out` receives one u64 per element. The loop stops at the first failing element.
+pub(crate) fn compile(
+    p: &Program,
+    opt: OptLevel,
+    cap: u64,
+    map: Option<&[Option<DType>]>,
+) -> Result<Kernel, CompileError> {
     let mut module = new_module(opt)?;
     let tcfg = module.target_config();
     let ptr = tcfg.pointer_type();
@@ -225,14 +235,21 @@ pub(crate) fn compile(p: &Program, opt: OptLevel, cap: u64) -> Result<Kernel, Co
             sig: &p.sig,
             refs: HashMap::new(),
             cap,
+            param_vars: None,
         };
         let done = g.b.create_block();
         g.b.append_block_param(done, types::I32);
-        let ctl = g.body(&p.root)?;
-        let v = g.value_bits(ctl.value, p.ty());
-        g.b.ins().store(MemFlagsData::trusted(), v, out_ptr, 0);
-        let ok = g.b.ins().iconst(types::I32, i64::from(status::OK));
-        g.b.ins().jump(done, &[BlockArg::from(ok)]);
+        let ctl = match map {
+            None => {
+                let ctl = g.body(&p.root)?;
+                let v = g.value_bits(ctl.value, p.ty());
+                g.b.ins().store(MemFlagsData::trusted(), v, out_ptr, 0);
+                let ok = g.b.ins().iconst(types::I32, i64::from(status::OK));
+                g.b.ins().jump(done, &[BlockArg::from(ok)]);
+                ctl
+            }
+            Some(dtypes) => g.map_loop(p, dtypes, out_ptr, done)?,
+        };
         if let Some((kind, fired)) = ctl.fired {
             g.b.switch_to_block(fired);
             let code = match kind {
@@ -276,6 +293,8 @@ struct Gen<'a, 'b> {
     sig: &'a [PKind],
     refs: HashMap<&'static str, ir::FuncRef>,
     cap: u64,
+    /// In element-wise mode: the current element of every parameter.
+    param_vars: Option<Vec<Variable>>,
 }
 
 /// A body's value, plus the block reached when its control intrinsic fires.
@@ -460,6 +479,11 @@ impl Gen<'_, '_> {
     fn expr(&mut self, n: &Node) -> Result<ir::Value, CompileError> {
         Ok(match &n.k {
             K::Const(v) => self.konst(*v),
+            K::Param(i) if self.param_vars.is_some() => {
+                let vars = self.param_vars.as_ref().map_or(&[][..], |v| &v[..]);
+                let var = vars[*i];
+                self.b.use_var(var)
+            }
             K::Param(i) => {
                 let ty = cl_ty(n.ty);
                 let v = self.b.ins().load(
@@ -822,6 +846,89 @@ impl Gen<'_, '_> {
         }
         self.b.switch_to_block(exit);
         Ok(self.b.use_var(acc))
+    }
+
+    /// The element-wise loop around the root body (see [`compile`]).
+    fn map_loop(
+        &mut self,
+        p: &Program,
+        dtypes: &[Option<DType>],
+        out_ptr: ir::Value,
+        done: Block,
+    ) -> Result<BodyOut, CompileError> {
+        let i64t = types::I64;
+        let tf = MemFlagsData::trusted();
+        let n = self.b.ins().load(i64t, tf, self.args_ptr, 0);
+        let mut vars = Vec::with_capacity(p.sig.len());
+        let mut bases = Vec::with_capacity(p.sig.len());
+        for (j, k) in p.sig.iter().enumerate() {
+            let PKind::Scalar(ty) = k else {
+                return Err(CompileError::Unsupported(
+                    "buffer parameter in an element-wise kernel".into(),
+                ));
+            };
+            let var = self.b.declare_var(cl_ty(*ty));
+            let off = 8 * (j as i32 + 1);
+            match dtypes.get(j).copied().flatten() {
+                Some(_) => bases.push(Some(self.b.ins().load(self.ptr, tf, self.args_ptr, off))),
+                None => {
+                    let bits = self.b.ins().load(i64t, tf, self.args_ptr, off);
+                    let v = match ty {
+                        Ty::I64 => bits,
+                        Ty::F64 => self.b.ins().bitcast(types::F64, MemFlagsData::new(), bits),
+                        Ty::Bool => self.b.ins().icmp_imm_s(IntCC::NotEqual, bits, 0),
+                    };
+                    self.b.def_var(var, v);
+                    bases.push(None);
+                }
+            }
+            vars.push(var);
+        }
+        let idx = self.b.declare_var(i64t);
+        let zero = self.b.ins().iconst(i64t, 0);
+        self.b.def_var(idx, zero);
+        let header = self.b.create_block();
+        let body = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        let iv = self.b.use_var(idx);
+        let go = self.b.ins().icmp(IntCC::UnsignedLessThan, iv, n);
+        self.b.ins().brif(go, body, &[], exit, &[]);
+        self.b.switch_to_block(body);
+        for (j, base) in bases.iter().enumerate() {
+            let (Some(base), Some(dt)) = (base, dtypes.get(j).copied().flatten()) else {
+                continue;
+            };
+            let off = self.b.ins().imul_imm_s(iv, dt.itemsize() as i64);
+            let off = if self.ptr == i64t {
+                off
+            } else {
+                self.b.ins().ireduce(self.ptr, off)
+            };
+            let addr = self.b.ins().iadd(*base, off);
+            let v = self.load_elem(dt, addr);
+            self.b.def_var(vars[j], v);
+        }
+        self.param_vars = Some(vars);
+        let ctl = self.body(&p.root)?;
+        let v = self.value_bits(ctl.value, p.ty());
+        let iv = self.b.use_var(idx);
+        let off = self.b.ins().imul_imm_s(iv, 8);
+        let off = if self.ptr == i64t {
+            off
+        } else {
+            self.b.ins().ireduce(self.ptr, off)
+        };
+        let addr = self.b.ins().iadd(out_ptr, off);
+        self.b.ins().store(MemFlagsData::trusted(), v, addr, 0);
+        let next = self.b.ins().iadd_imm_s(iv, 1);
+        self.b.def_var(idx, next);
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(exit);
+        let ok = self.b.ins().iconst(types::I32, i64::from(status::OK));
+        self.b.ins().jump(done, &[BlockArg::from(ok)]);
+        Ok(ctl)
     }
 
     fn load_elem(&mut self, dtype: DType, addr: ir::Value) -> ir::Value {

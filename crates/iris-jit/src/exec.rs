@@ -228,6 +228,8 @@ const RESAMPLE_EVERY: u64 = 256;
 /// its code variants.
 struct Spec {
     sig: Vec<PKind>,
+    /// Element-wise loop kernels: which parameters are buffers of which dtype.
+    map: Option<Vec<Option<DType>>>,
     reference: Program,
     prog: Program,
     variants: Vec<Variant>,
@@ -426,14 +428,23 @@ impl CompiledExpr {
 
     /// Finds or compiles the specialization for `sig`. The profile check is the fast path.
     fn specialize(&self, sig: &[PKind]) -> Result<Arc<Spec>, JitError> {
+        self.specialize_as(sig, None)
+    }
+
+    fn specialize_as(
+        &self,
+        sig: &[PKind],
+        map: Option<&[Option<DType>]>,
+    ) -> Result<Arc<Spec>, JitError> {
+        let hit = |s: &Spec| s.sig == sig && s.map.as_deref() == map;
         let specs = self.specs.read().map_err(|_| JitError::Inexact)?;
         let last = self.last.load(Ordering::Relaxed);
         if let Some(s) = specs.get(last)
-            && s.sig == sig
+            && hit(s)
         {
             return Ok(s.clone());
         }
-        if let Some(i) = specs.iter().position(|s| s.sig == sig) {
+        if let Some(i) = specs.iter().position(|s| hit(s)) {
             self.last.store(i, Ordering::Relaxed);
             return Ok(specs[i].clone());
         }
@@ -441,9 +452,9 @@ impl CompiledExpr {
         if !specs_empty(&self.specs) {
             jit_log!("call-shape profile miss for {sig:?}; specializing");
         }
-        let spec = Arc::new(self.build(sig)?);
+        let spec = Arc::new(self.build(sig, map)?);
         let mut specs = self.specs.write().map_err(|_| JitError::Inexact)?;
-        if let Some(i) = specs.iter().position(|s| s.sig == sig) {
+        if let Some(i) = specs.iter().position(|s| hit(s)) {
             self.last.store(i, Ordering::Relaxed);
             return Ok(specs[i].clone());
         }
@@ -452,7 +463,7 @@ impl CompiledExpr {
         Ok(spec)
     }
 
-    fn build(&self, sig: &[PKind]) -> Result<Spec, JitError> {
+    fn build(&self, sig: &[PKind], map: Option<&[Option<DType>]>) -> Result<Spec, JitError> {
         let reference = ir::lower(&self.expr, &self.params, sig)?;
         let prog = if self.opts.optimize {
             opt::optimize(reference.clone(), self.opts.fastmath)
@@ -466,7 +477,7 @@ impl CompiledExpr {
         };
         let cap = self.opts.sum_while_cap;
         let kernels: Vec<Result<Kernel, crate::error::CompileError>> = if levels.len() == 1 {
-            vec![codegen::compile(&prog, levels[0], cap)]
+            vec![codegen::compile(&prog, levels[0], cap, map)]
         } else {
             std::thread::scope(|s| {
                 let hs: Vec<_> = levels
@@ -474,7 +485,7 @@ impl CompiledExpr {
                     .map(|l| {
                         let prog = &prog;
                         let l = *l;
-                        s.spawn(move || codegen::compile(prog, l, cap))
+                        s.spawn(move || codegen::compile(prog, l, cap, map))
                     })
                     .collect();
                 hs.into_iter()
@@ -500,6 +511,7 @@ impl CompiledExpr {
         }
         Ok(Spec {
             sig: sig.to_vec(),
+            map: map.map(<[Option<DType>]>::to_vec),
             reference,
             prog,
             variants,
@@ -634,44 +646,83 @@ impl CompiledExpr {
     }
 
     /// Element-wise call: buffers are read element by element (scalars broadcast) and the
-    /// results form one column. Large inputs are split across cores.
+    /// results form one column. The loop is compiled; large inputs are split across cores.
     pub fn call_vector(&self, args: &[Arg<'_>]) -> Result<VecOut, JitError> {
         let (cols, n, sig) = self.columns(args)?;
-        let spec = self.specialize(&sig)?;
-        let ty = spec.prog.ty();
-        let rt_ = self.opts.return_type;
-        let out_ty = match rt_ {
+        let (bits, ty) = self.map_bits(&cols, n, &sig, true)?;
+        let out_ty = match self.opts.return_type {
             None => ty,
             Some(ReturnType::Float) => Ty::F64,
             Some(ReturnType::Int) => Ty::I64,
             Some(ReturnType::Bool) => Ty::Bool,
         };
-        let mut bits = vec![0u64; n];
+        let rt_ = self.opts.return_type;
+        let conv = |b: u64| -> Result<u64, JitError> {
+            Ok(if rt_.is_some() {
+                convert_return(Value::from_bits(ty, b), rt_)?.to_bits()
+            } else {
+                b
+            })
+        };
+        Ok(match out_ty {
+            Ty::F64 => VecOut::F64(
+                bits.into_iter()
+                    .map(|b| conv(b).map(f64::from_bits))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Ty::I64 => VecOut::I64(
+                bits.into_iter()
+                    .map(|b| conv(b).map(|b| b as i64))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Ty::Bool => VecOut::Bool(
+                bits.into_iter()
+                    .map(|b| conv(b).map(|b| b & 1 != 0))
+                    .collect::<Result<_, _>>()?,
+            ),
+        })
+    }
+
+    /// Runs the compiled element-wise loop over all `n` elements (in parallel when large and
+    /// `parallel`), returning the raw result bits.
+    fn map_bits(
+        &self,
+        cols: &[Column<'_>],
+        n: usize,
+        sig: &[PKind],
+        parallel: bool,
+    ) -> Result<(Vec<u64>, Ty), JitError> {
+        let dtypes: Vec<Option<DType>> = cols
+            .iter()
+            .map(|c| match c {
+                Column::Scalar(_) => None,
+                Column::Buffer(_, dt) => Some(*dt),
+            })
+            .collect();
+        let spec = self.specialize_as(sig, Some(&dtypes))?;
         let cap = self.opts.sum_while_cap;
-        let nthreads = threads(self.opts.threads);
+        let mut bits = vec![0u64; n];
+        let nthreads = if parallel {
+            threads(self.opts.threads)
+        } else {
+            1
+        };
         spec.with_kernel(|k| {
             let run = |start: usize, out: &mut [u64]| -> Result<(), JitError> {
-                let mut slots = vec![0u64; cols.len()];
-                for (j, o) in out.iter_mut().enumerate() {
-                    let i = start + j;
-                    for (s, c) in slots.iter_mut().zip(&cols) {
-                        *s = match c {
-                            Column::Scalar(b) => *b,
-                            Column::Buffer(bytes, dt) => elem_bits(bytes, *dt, i)?,
-                        };
-                    }
-                    let mut r = 0u64;
-                    match k.call(&slots, &mut r) {
-                        status::OK => {}
-                        code => return Err(status_error(code, cap)),
-                    }
-                    *o = if rt_.is_some() {
-                        convert_return(Value::from_bits(ty, r), rt_)?.to_bits()
-                    } else {
-                        r
-                    };
+                let mut slots = Vec::with_capacity(cols.len() + 1);
+                slots.push(out.len() as u64);
+                for c in cols {
+                    slots.push(match c {
+                        Column::Scalar(b) => *b,
+                        // in bounds: start + out.len() <= n elements of this buffer
+                        Column::Buffer(bytes, dt) => bytes[start * dt.itemsize()..].as_ptr() as u64,
+                    });
                 }
-                Ok(())
+                // the map kernel writes exactly `slots[0] == out.len()` u64s
+                match k.call(&slots, out.as_mut_ptr()) {
+                    status::OK => Ok(()),
+                    code => Err(status_error(code, cap)),
+                }
             };
             if n < PARALLEL_MIN || nthreads < 2 {
                 return run(0, &mut bits);
@@ -693,11 +744,7 @@ impl CompiledExpr {
             // the first failing chunk holds the first failing element
             results.into_iter().collect::<Result<(), _>>()
         })?;
-        Ok(match out_ty {
-            Ty::F64 => VecOut::F64(bits.into_iter().map(f64::from_bits).collect()),
-            Ty::I64 => VecOut::I64(bits.into_iter().map(|b| b as i64).collect()),
-            Ty::Bool => VecOut::Bool(bits.into_iter().map(|b| b & 1 != 0).collect()),
-        })
+        Ok((bits, spec.prog.ty()))
     }
 
     /// Reduction over an element-wise call: `sum` / `any` / `all` of the expression's value per
@@ -711,6 +758,10 @@ impl CompiledExpr {
         let ty = spec.prog.ty();
         let cap = self.opts.sum_while_cap;
         let has_control = spec.prog.root.control.is_some();
+        if reducer == Reducer::Sum && !has_control {
+            let v = self.sum_mapped(&cols, n, &sig, ty)?;
+            return convert_return(v, self.opts.return_type);
+        }
         let parallel = reducer == Reducer::Sum
             && !has_control
             && n >= PARALLEL_MIN
@@ -803,6 +854,109 @@ impl CompiledExpr {
             Ok(acc)
         })?;
         convert_return(v, self.opts.return_type)
+    }
+}
+
+impl CompiledExpr {
+    /// `sum` over the compiled element-wise loop, block by block: left to right (bit-identical to
+    /// CPython) unless fastmath, where each core sums a range in four lanes. Integer sums are
+    /// exact either way and use all cores.
+    fn sum_mapped(
+        &self,
+        cols: &[Column<'_>],
+        n: usize,
+        sig: &[PKind],
+        ty: Ty,
+    ) -> Result<Value, JitError> {
+        const BLOCK: usize = 1 << 14;
+        let cap = self.opts.sum_while_cap;
+        let fast = self.opts.fastmath;
+        let sum_range = |lo: usize, hi: usize| -> Result<Value, JitError> {
+            let mut acc = interp::reduce_init(Reducer::Sum, ty);
+            let mut lanes = [0.0f64; 4];
+            let mut int_acc = 0i64;
+            let mut b = lo;
+            while b < hi {
+                let m = BLOCK.min(hi - b);
+                let sub: Vec<Column<'_>> = cols
+                    .iter()
+                    .map(|c| match c {
+                        Column::Scalar(x) => Column::Scalar(*x),
+                        Column::Buffer(bytes, dt) => {
+                            Column::Buffer(&bytes[b * dt.itemsize()..], *dt)
+                        }
+                    })
+                    .collect();
+                let (bits, _) = self.map_bits(&sub, m, sig, false)?;
+                match ty {
+                    Ty::F64 if fast => {
+                        for q in bits.chunks(4) {
+                            for (l, x) in lanes.iter_mut().zip(q) {
+                                *l += f64::from_bits(*x);
+                            }
+                        }
+                    }
+                    Ty::F64 => {
+                        if let Value::F64(mut a) = acc {
+                            for x in &bits {
+                                a += f64::from_bits(*x);
+                            }
+                            acc = Value::F64(a);
+                        }
+                    }
+                    Ty::I64 | Ty::Bool => {
+                        for x in &bits {
+                            let add = if ty == Ty::Bool {
+                                (*x & 1) as i64
+                            } else {
+                                *x as i64
+                            };
+                            int_acc = rt::i_add(int_acc, add).map_err(|c| status_error(c, cap))?;
+                        }
+                    }
+                }
+                b += m;
+            }
+            Ok(match ty {
+                Ty::F64 if fast => Value::F64((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])),
+                Ty::F64 => acc,
+                _ => Value::I64(int_acc),
+            })
+        };
+        let parallel = n >= PARALLEL_MIN && (ty != Ty::F64 || fast);
+        let nthreads = if parallel {
+            threads(self.opts.threads)
+        } else {
+            1
+        };
+        if nthreads < 2 {
+            return sum_range(0, n);
+        }
+        let chunk = n.div_ceil(nthreads);
+        let parts: Vec<Result<Value, JitError>> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..n)
+                .step_by(chunk)
+                .map(|st| {
+                    let f = &sum_range;
+                    s.spawn(move || f(st, (st + chunk).min(n)))
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap_or(Err(JitError::Inexact)))
+                .collect()
+        });
+        let mut acc = interp::reduce_init(Reducer::Sum, ty);
+        // in order, so the first failing range reports the first failing element
+        for p in parts {
+            acc = match (acc, p?) {
+                (Value::F64(a), Value::F64(b)) => Value::F64(a + b),
+                (Value::I64(a), Value::I64(b)) => {
+                    Value::I64(rt::i_add(a, b).map_err(|c| status_error(c, cap))?)
+                }
+                (a, _) => a,
+            };
+        }
+        Ok(acc)
     }
 }
 
