@@ -202,3 +202,52 @@ fn logging_setter_overrides_the_environment() {
     assert!(!iris_jit::jit_logging());
     iris_jit::set_jit_logging(None);
 }
+
+#[test]
+fn fastmath_power_shortcuts_stay_within_one_ulp_and_keep_errors() {
+    let exact = CompileOptions::default();
+    let fast = CompileOptions::default().fastmath(true);
+    for src in ["x ** 0.5", "x ** 2", "x ** -1.0"] {
+        let e = Jit::compile(src, &["x"], &exact).unwrap();
+        let f = Jit::compile(src, &["x"], &fast).unwrap();
+        let mut x = 1.0e-300f64;
+        let specials = [
+            0.0,
+            -0.0,
+            -1.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            1e-310,
+            1e200,
+        ];
+        let mut xs: Vec<f64> = specials.to_vec();
+        while x < 1.0e300 {
+            xs.push(x);
+            x *= 1.618;
+        }
+        for x in xs {
+            let want = e.call_scalar(&[F(x)]);
+            let got = f.call_scalar(&[F(x)]);
+            match (want, got) {
+                (Ok(F(a)), Ok(F(b))) => {
+                    let ulps = (a.to_bits() as i64 - b.to_bits() as i64).abs();
+                    assert!(
+                        a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()) || ulps <= 1,
+                        "{src} at {x:e}: {a:e} vs {b:e}"
+                    );
+                }
+                (w, g) => assert_eq!(w, g, "{src} at {x:e}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn param_types_choose_the_eager_specialization() {
+    let o = CompileOptions::default().param_types(Some(vec![iris_jit::Ty::I64]));
+    let f = Jit::compile("n // 2", &["n"], &o).unwrap();
+    assert_eq!(f.return_type(), iris_jit::Ty::I64);
+    assert_eq!(f.call_scalar(&[I(-7)]).unwrap(), I(-4));
+    assert!(f.compile_time() > std::time::Duration::ZERO);
+}
