@@ -1,0 +1,610 @@
+//! `NodeRuntime` and the pull actors' `Mailbox`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use iris::{
+    ActorError, ExitInfo, ExitReason, Message, Pid, Receiver, Runtime, SpawnOptions, TryRecvError,
+};
+use napi::bindgen_prelude::{JsObjectValue, Object, ToNapiValue};
+use napi::{Env, JsValue, Result};
+use napi_derive::napi;
+use tokio::sync::oneshot;
+
+use crate::dispatch::{Called, Dispatcher, Job, JsFn, Lane, call};
+use crate::js::{
+    self, Count, Exit, Handler, Kind, Payload, Pid as PidArg, Received, Seconds, Wrapped,
+};
+use crate::{args, lock};
+
+const DEFAULT_BUDGET: u64 = iris::DEFAULT_BUDGET as u64;
+
+/// The JS error for a failed runtime call, with a stable `code`.
+fn actor_error(env: &Env, e: &ActorError) -> napi::Error {
+    let code = match e {
+        ActorError::NoProcess(_) => "ERR_IRIS_NO_PROCESS",
+        ActorError::NotSwappable(_) => "ERR_IRIS_NOT_SWAPPABLE",
+        ActorError::NoSuchVersion { .. } => "ERR_IRIS_NO_SUCH_VERSION",
+        ActorError::Mailbox(_, iris_mailbox_err) => {
+            if iris_mailbox_err.to_string().contains("capacity") {
+                "ERR_IRIS_CAPACITY"
+            } else {
+                "ERR_IRIS_UNBOUNDED"
+            }
+        }
+        ActorError::ParentDead(_) => "ERR_IRIS_PARENT_DEAD",
+        ActorError::ShuttingDown => "ERR_IRIS_CLOSED",
+        _ => "ERR_IRIS",
+    };
+    js::coded(env.raw(), Kind::Error, code, &e.to_string())
+}
+
+fn budget_of(b: Option<Count>) -> usize {
+    b.map_or(DEFAULT_BUDGET, |c| c.0).max(1) as usize
+}
+
+/// The Iris runtime for Node.js.
+///
+/// PIDs are plain numbers. Push handlers get each message as a `Buffer` (whose `.data` is
+/// the Buffer itself) or a `{ system }` object, run on the JS thread one at a time per actor,
+/// and may return a Promise (the actor waits for it) or `NodeRuntime.STOP` (the actor ends
+/// normally). A handler that throws ends its actor with `Crash`.
+#[napi]
+pub struct NodeRuntime {
+    rt: Runtime,
+    disp: Arc<Dispatcher>,
+    /// The JS side of each push actor, for hot swaps.
+    lanes: Mutex<HashMap<Pid, Weak<Lane>>>,
+    lanes_pruned_at: Mutex<usize>,
+    closed: AtomicBool,
+}
+
+/// Why an actor exited.
+#[napi(object, js_name = "ExitInfo")]
+pub struct ExitInfoJs {
+    /// `"Normal"`, `"Killed"`, `"Panic"`, `"Crash"`, `"Timeout"`, `"Disconnect"`,
+    /// `"Shutdown"` or a custom reason.
+    pub reason: String,
+    /// Extra text: the error's stack for `Crash`, the panic message for `Panic`.
+    pub metadata: Option<String>,
+}
+
+impl From<ExitInfo> for ExitInfoJs {
+    fn from(i: ExitInfo) -> Self {
+        ExitInfoJs {
+            reason: i.reason.as_str().to_owned(),
+            metadata: i.metadata,
+        }
+    }
+}
+
+impl NodeRuntime {
+    fn spawn_push(
+        &self,
+        env: &Env,
+        handler: Handler,
+        opts: SpawnOptions,
+        virt: Option<(Option<Duration>, bool)>,
+    ) -> Result<f64> {
+        let lane = Lane::new(opts.budget);
+        let behavior = self.disp.behavior(lane.clone(), Arc::new(handler.0));
+        let r = match virt {
+            None => self.rt.try_spawn_behavior(behavior, opts),
+            Some((idle, re)) => self.rt.try_spawn_virtual(behavior, opts.budget, idle, re),
+        };
+        let pid = r.map_err(|e| actor_error(env, &e))?;
+        lane.set_pid(pid);
+        let mut lanes = lock(&self.lanes);
+        lanes.insert(pid, Arc::downgrade(&lane));
+        // Forget the lanes of exited actors now and then (amortized O(1) per spawn).
+        let mut at = lock(&self.lanes_pruned_at);
+        if lanes.len() > 2 * (*at).max(1024) {
+            lanes.retain(|_, l| l.strong_count() > 0);
+            *at = lanes.len();
+        }
+        Ok(pid as f64)
+    }
+
+    fn spawn_pull(&self, env: &Env, f: Handler, opts: SpawnOptions) -> Result<f64> {
+        let (rx_tx, rx_rx) = oneshot::channel::<Receiver>();
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        let pid = self
+            .rt
+            .try_spawn_actor(
+                move |rx| async move {
+                    let _ = rx_tx.send(rx);
+                    // The actor lives until its JS function settles.
+                    let _ = done_rx.await;
+                },
+                opts,
+            )
+            .map_err(|e| actor_error(env, &e))?;
+        let mailbox = Mailbox {
+            pid,
+            state: Arc::new(tokio::sync::Mutex::new(MbState::Pending(rx_rx))),
+        };
+        let f = Arc::new(f.0);
+        // On the next turn, so the caller has the PID before the function runs.
+        self.disp.push(Job::Call(Box::new(move |env, rt| {
+            run_pull(env, rt, pid, &f, mailbox, done_tx);
+        })));
+        Ok(pid as f64)
+    }
+}
+
+fn run_pull(
+    env: &Env,
+    rt: &Runtime,
+    pid: Pid,
+    f: &JsFn,
+    mailbox: Mailbox,
+    done: oneshot::Sender<()>,
+) {
+    // A plain fn: the Promise callbacks outlive this frame, so they must own what they use.
+    fn crash(rt: &Runtime, pid: Pid, why: String) {
+        rt.exit(pid, ExitInfo::with_metadata(ExitReason::Crash, why));
+    }
+    // SAFETY: on the JS thread, with its env.
+    let called =
+        unsafe { ToNapiValue::to_napi_value(env.raw(), mailbox) }.and_then(|m| call(env, f, m));
+    match called {
+        Err(e) => {
+            crash(
+                rt,
+                pid,
+                format!("iris: cannot start the mailbox function: {e}"),
+            );
+            let _ = done.send(());
+        }
+        Ok(Called::Threw(why)) => {
+            crash(rt, pid, why);
+            let _ = done.send(());
+        }
+        Ok(Called::Returned(v)) if js::is_promise(env.raw(), v) => {
+            let done = Arc::new(Mutex::new(Some(done)));
+            let d2 = done.clone();
+            let rt2 = rt.clone();
+            let p: napi::bindgen_prelude::PromiseRaw<'_, napi::Unknown<'static>> =
+                napi::bindgen_prelude::PromiseRaw::new(env.raw(), v);
+            let attached = p
+                .then(
+                    move |_: napi::bindgen_prelude::CallbackContext<napi::Unknown<'static>>| {
+                        if let Some(d) = lock(&done).take() {
+                            let _ = d.send(());
+                        }
+                        Ok(())
+                    },
+                )
+                .and_then(|then| {
+                    then.catch(
+                        move |ctx: napi::bindgen_prelude::CallbackContext<
+                            napi::Unknown<'static>,
+                        >| {
+                            // A stopped actor's pending `recv` rejects: that is not a crash.
+                            if rt2.is_alive(pid) {
+                                crash(
+                                    &rt2,
+                                    pid,
+                                    js::describe_thrown(ctx.env.raw(), ctx.value.raw()),
+                                );
+                            }
+                            if let Some(d) = lock(&d2).take() {
+                                let _ = d.send(());
+                            }
+                            Ok(())
+                        },
+                    )
+                });
+            if let Err(e) = attached {
+                crash(
+                    rt,
+                    pid,
+                    format!("iris: cannot await the mailbox function: {e}"),
+                );
+            }
+        }
+        Ok(Called::Returned(_)) => {
+            let _ = done.send(());
+        }
+    }
+}
+
+fn pids(v: Vec<Pid>) -> Vec<f64> {
+    v.into_iter().map(|p| p as f64).collect()
+}
+
+#[napi]
+impl NodeRuntime {
+    /// A new runtime. Its actors run on a shared Tokio runtime; handlers run on this thread.
+    #[napi(constructor)]
+    pub fn new(env: Env) -> Result<Self> {
+        let rt = napi::bindgen_prelude::within_runtime_if_available(Runtime::try_new)
+            .map_err(|e| actor_error(&env, &e))?;
+        let disp = Dispatcher::new(&env, rt.clone())?;
+        Ok(NodeRuntime {
+            rt,
+            disp,
+            lanes: Mutex::new(HashMap::new()),
+            lanes_pruned_at: Mutex::new(0),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// Spawns a push actor: `handler(msg)` runs once per message, in order, one at a time.
+    /// `budget` (default 100) is the reduction budget and also how many messages may be
+    /// taken from the mailbox ahead of the handler.
+    #[napi(ts_args_type = "handler: (msg: Message) => unknown, budget?: number")]
+    pub fn spawn(&self, env: Env, handler: Handler, budget: Option<Count>) -> Result<f64> {
+        let opts = SpawnOptions {
+            budget: budget_of(budget),
+            ..SpawnOptions::default()
+        };
+        self.spawn_push(&env, handler, opts, None)
+    }
+
+    /// Spawns a push actor with a bounded mailbox of `capacity` messages (policy `dropnew`).
+    #[napi(ts_args_type = "handler: (msg: Message) => unknown, budget: number, capacity: number")]
+    pub fn spawn_bounded(
+        &self,
+        env: Env,
+        handler: Handler,
+        budget: Count,
+        capacity: Count,
+    ) -> Result<f64> {
+        let opts = SpawnOptions {
+            budget: budget_of(Some(budget)),
+            capacity: Some(capacity.0 as usize),
+            parent: None,
+        };
+        self.spawn_push(&env, handler, opts, None)
+    }
+
+    /// Spawns a push actor that is shut down when `parent` exits.
+    #[napi(ts_args_type = "parent: number, handler: (msg: Message) => unknown, budget?: number")]
+    pub fn spawn_child(
+        &self,
+        env: Env,
+        parent: PidArg,
+        handler: Handler,
+        budget: Option<Count>,
+    ) -> Result<f64> {
+        let opts = SpawnOptions {
+            budget: budget_of(budget),
+            capacity: None,
+            parent: Some(parent.0),
+        };
+        self.spawn_push(&env, handler, opts, None)
+    }
+
+    /// Reserves a PID for a virtual actor, started by its first message; with
+    /// `idleTimeoutMs` it stops (`Timeout`) after that long without one, or with
+    /// `reactivate` goes dormant and keeps its PID.
+    #[napi(
+        ts_args_type = "handler: (msg: Message) => unknown, budget?: number, idleTimeoutMs?: number, reactivate?: boolean"
+    )]
+    pub fn spawn_virtual(
+        &self,
+        env: Env,
+        handler: Handler,
+        budget: Option<Count>,
+        idle_timeout_ms: Option<Count>,
+        reactivate: Option<bool>,
+    ) -> Result<f64> {
+        let opts = SpawnOptions {
+            budget: budget_of(budget),
+            ..SpawnOptions::default()
+        };
+        let idle = idle_timeout_ms.map(|c| Duration::from_millis(c.0));
+        self.spawn_push(
+            &env,
+            handler,
+            opts,
+            Some((idle, reactivate.unwrap_or(false))),
+        )
+    }
+
+    /// Spawns a pull actor: `fn(mailbox)` runs once (on the next turn of the event loop) and
+    /// awaits `mailbox.recv()`; the actor exits when the function's Promise settles
+    /// (`Normal`, or `Crash` if it rejects).
+    #[napi(ts_args_type = "fn: (mailbox: Mailbox) => unknown, budget?: number")]
+    pub fn spawn_with_mailbox(&self, env: Env, f: Handler, budget: Option<Count>) -> Result<f64> {
+        let opts = SpawnOptions {
+            budget: budget_of(budget),
+            ..SpawnOptions::default()
+        };
+        self.spawn_pull(&env, f, opts)
+    }
+
+    /// Spawns a pull actor that is shut down when `parent` exits.
+    #[napi(ts_args_type = "parent: number, fn: (mailbox: Mailbox) => unknown, budget?: number")]
+    pub fn spawn_child_with_mailbox(
+        &self,
+        env: Env,
+        parent: PidArg,
+        f: Handler,
+        budget: Option<Count>,
+    ) -> Result<f64> {
+        let opts = SpawnOptions {
+            budget: budget_of(budget),
+            capacity: None,
+            parent: Some(parent.0),
+        };
+        self.spawn_pull(&env, f, opts)
+    }
+
+    /// Spawns an actor that records every message it receives (see `getMessages`).
+    #[napi(ts_args_type = "budget?: number")]
+    pub fn spawn_observed(&self, env: Env, budget: Option<Count>) -> Result<f64> {
+        self.rt
+            .spawn_observed_handler(budget_of(budget))
+            .map(|p| p as f64)
+            .map_err(|e| actor_error(&env, &e))
+    }
+
+    /// Every message an observed actor received, oldest first: `{ data }` or `{ system }`.
+    #[napi(ts_args_type = "pid: number", ts_return_type = "Array<WrappedMessage>")]
+    pub fn get_messages(&self, pid: PidArg) -> Wrapped {
+        Wrapped(self.rt.get_messages(pid.0))
+    }
+
+    /// Sends bytes; `false` for a dead PID or a full mailbox that rejects. Under `block` (or
+    /// `spill`) a full mailbox does not block the event loop: the message waits for room in
+    /// the background (use `sendAsync` to wait for it).
+    #[napi(ts_args_type = "pid: number, data: Buffer | Uint8Array")]
+    pub fn send(&self, pid: PidArg, data: Payload) -> bool {
+        let rt = self.rt.clone();
+        let mut fut = Box::pin(async move { rt.send_async(pid.0, Message::User(data.0)).await });
+        match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(r) => r.is_ok(),
+            Poll::Pending => {
+                self.rt.handle().spawn(fut);
+                true
+            }
+        }
+    }
+
+    /// Sends bytes, waiting for room under the `block` and `spill` policies.
+    #[napi(ts_args_type = "pid: number, data: Buffer | Uint8Array")]
+    pub async fn send_async(&self, pid: PidArg, data: Payload) -> Result<bool> {
+        Ok(self
+            .rt
+            .send_async(pid.0, Message::User(data.0))
+            .await
+            .is_ok())
+    }
+
+    /// Stops an actor (`Killed`) after the message it is handling; `false` if it was not alive.
+    #[napi(ts_args_type = "pid: number")]
+    pub fn stop(&self, pid: PidArg) -> bool {
+        self.rt.stop(pid.0)
+    }
+
+    /// Resolves with the actor's exit once it has run, or `null` for an unknown PID.
+    #[napi(
+        ts_args_type = "pid: number",
+        ts_return_type = "Promise<ExitInfo | null>"
+    )]
+    pub async fn join(&self, pid: PidArg) -> Result<Exit> {
+        Ok(Exit(self.rt.wait(pid.0).await))
+    }
+
+    /// The exit of an actor that already ended (recent ones are remembered), else `null`.
+    #[napi(ts_args_type = "pid: number", ts_return_type = "ExitInfo | null")]
+    pub fn exit_info(&self, pid: PidArg) -> Exit {
+        Exit(self.rt.exit_info(pid.0))
+    }
+
+    /// `true` while the actor is alive.
+    #[napi(ts_args_type = "pid: number")]
+    pub fn is_alive(&self, pid: PidArg) -> bool {
+        self.rt.is_alive(pid.0)
+    }
+
+    /// Queued user messages, or `null` for an unknown or dead PID.
+    #[napi(ts_args_type = "pid: number")]
+    pub fn mailbox_size(&self, pid: PidArg) -> Option<f64> {
+        self.rt.mailbox_size(pid.0).map(|n| n as f64)
+    }
+
+    /// Sets the overflow policy of a bounded mailbox: `"dropnew"`, `"dropold"`,
+    /// `"redirect"` (to `target`), `"spill"` (a copy to `target`) or `"block"`.
+    #[napi(ts_args_type = "pid: number, policy: OverflowPolicyName, target?: number | null")]
+    pub fn set_overflow_policy(
+        &self,
+        env: Env,
+        pid: PidArg,
+        policy: String,
+        target: Option<PidArg>,
+    ) -> Result<()> {
+        let p = args::policy(&policy, target.map(|t| t.0))
+            .map_err(|m| js::coded(env.raw(), Kind::Error, "ERR_IRIS_INVALID_POLICY", &m))?;
+        self.rt
+            .set_overflow_policy(pid.0, p)
+            .map_err(|e| actor_error(&env, &e))
+    }
+
+    /// The PIDs of an actor's live children.
+    #[napi(ts_args_type = "pid: number")]
+    pub fn children_of(&self, pid: PidArg) -> Vec<f64> {
+        pids(self.rt.children_of(pid.0))
+    }
+
+    /// Replaces a push actor's handler; messages started afterwards use it. Returns the new
+    /// behaviour version.
+    #[napi(ts_args_type = "pid: number, handler: (msg: Message) => unknown")]
+    pub fn hot_swap(&self, env: Env, pid: PidArg, handler: Handler) -> Result<f64> {
+        let lane = lock(&self.lanes).get(&pid.0).and_then(Weak::upgrade);
+        let Some(lane) = lane else {
+            let e = if self.rt.is_alive(pid.0) {
+                ActorError::NotSwappable(pid.0)
+            } else {
+                ActorError::NoProcess(pid.0)
+            };
+            return Err(actor_error(&env, &e));
+        };
+        let behavior = self.disp.behavior(lane, Arc::new(handler.0));
+        self.rt
+            .hot_swap_behavior(pid.0, behavior)
+            .map(|v| v as f64)
+            .map_err(|e| actor_error(&env, &e))
+    }
+
+    /// The version of a push actor's current handler (the first is 1), or `null`.
+    #[napi(ts_args_type = "pid: number")]
+    pub fn behavior_version(&self, pid: PidArg) -> Option<f64> {
+        self.rt.behavior_version(pid.0).map(|v| v as f64)
+    }
+
+    /// Goes back `steps` handlers (default 1); returns the version now current.
+    #[napi(ts_args_type = "pid: number, steps?: number")]
+    pub fn rollback_behavior(&self, env: Env, pid: PidArg, steps: Option<Count>) -> Result<f64> {
+        let steps = steps.map_or(1, |s| s.0 as usize);
+        self.rt
+            .rollback_behavior(pid.0, steps)
+            .map(|v| v as f64)
+            .map_err(|e| actor_error(&env, &e))
+    }
+
+    /// Sends `data` to `pid` once after `ms` milliseconds; returns the timer id.
+    #[napi(ts_args_type = "pid: number, ms: number, data: Buffer | Uint8Array")]
+    pub fn send_after(&self, pid: PidArg, ms: Count, data: Payload) -> f64 {
+        self.rt.send_after(pid.0, ms.0, data.0) as f64
+    }
+
+    /// Sends `data` to `pid` every `ms` milliseconds (the first after one interval).
+    #[napi(ts_args_type = "pid: number, ms: number, data: Buffer | Uint8Array")]
+    pub fn send_interval(&self, pid: PidArg, ms: Count, data: Payload) -> f64 {
+        self.rt.send_interval(pid.0, ms.0, data.0) as f64
+    }
+
+    /// Cancels a timer; `true` only if it was still pending.
+    #[napi(ts_args_type = "timerId: number")]
+    pub fn cancel_timer(&self, timer_id: Count) -> bool {
+        self.rt.cancel_timer(timer_id.0)
+    }
+
+    /// Number of live actors.
+    #[napi]
+    pub fn actor_count(&self) -> f64 {
+        self.rt.actor_count() as f64
+    }
+
+    /// Stops every actor (`Shutdown`) and cancels every timer, without waiting; new spawns
+    /// fail afterwards. Safe to call twice.
+    #[napi]
+    pub fn close(&self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            // Waiting here would block the JS thread that pending handlers need.
+            self.rt.shutdown_timeout(Duration::ZERO);
+        }
+    }
+
+    /// Like `close`, then resolves once every actor has exited (or after 5 s).
+    #[napi]
+    pub async fn shutdown(&self) -> Result<bool> {
+        self.closed.store(true, Ordering::Release);
+        self.rt.shutdown_timeout(Duration::ZERO);
+        let rt = self.rt.clone();
+        let waited = tokio::time::timeout(Duration::from_secs(5), async move {
+            while rt.actor_count() > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        Ok(waited.await.is_ok())
+    }
+
+    /// `true` once `close` or `shutdown` was called.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+enum MbState {
+    Pending(oneshot::Receiver<Receiver>),
+    Ready(Receiver),
+    Closed,
+}
+
+/// The mailbox of a pull actor (`spawnWithMailbox`).
+#[napi]
+pub struct Mailbox {
+    pid: Pid,
+    state: Arc<tokio::sync::Mutex<MbState>>,
+}
+
+async fn ready(st: &mut MbState) {
+    if let MbState::Pending(o) = st {
+        *st = match o.await {
+            Ok(rx) => MbState::Ready(rx),
+            Err(_) => MbState::Closed,
+        };
+    }
+}
+
+#[napi]
+impl Mailbox {
+    /// The PID of the actor this mailbox belongs to.
+    #[napi(getter)]
+    pub fn pid(&self) -> f64 {
+        self.pid as f64
+    }
+
+    /// The next message (system messages first): a Buffer (with `.data`), a `{ system }`
+    /// object, or `null` once `timeoutSec` passes. Rejects with `ERR_IRIS_MAILBOX_CLOSED`
+    /// when the actor was stopped.
+    #[napi(
+        ts_args_type = "timeoutSec?: number | null",
+        ts_return_type = "Promise<Message | null>"
+    )]
+    pub async fn recv(&self, timeout_sec: Option<Seconds>) -> Result<Received> {
+        let mut st = self.state.clone().lock_owned().await;
+        ready(&mut st).await;
+        let MbState::Ready(rx) = &mut *st else {
+            return Ok(Received::Closed);
+        };
+        let got = match timeout_sec {
+            None => rx.recv().await,
+            Some(t) => match tokio::time::timeout(t.0, rx.recv()).await {
+                Ok(m) => m,
+                Err(_) => return Ok(Received::Timeout),
+            },
+        };
+        Ok(got.map_or(Received::Closed, Received::Msg))
+    }
+
+    /// The next message without waiting, or `null`.
+    #[napi(ts_return_type = "Message | null")]
+    pub fn try_recv(&self) -> Received {
+        let Ok(mut st) = self.state.try_lock() else {
+            return Received::Timeout;
+        };
+        if let MbState::Pending(o) = &mut *st {
+            match o.try_recv() {
+                Ok(rx) => *st = MbState::Ready(rx),
+                Err(oneshot::error::TryRecvError::Empty) => return Received::Timeout,
+                Err(oneshot::error::TryRecvError::Closed) => *st = MbState::Closed,
+            }
+        }
+        match &mut *st {
+            MbState::Ready(rx) => match rx.try_recv() {
+                Ok(m) => Received::Msg(m),
+                Err(TryRecvError::Empty) => Received::Timeout,
+                Err(_) => Received::Closed,
+            },
+            _ => Received::Closed,
+        }
+    }
+}
+
+/// Hangs `NodeRuntime.STOP` on the class.
+#[napi(module_exports)]
+#[cfg_attr(test, allow(dead_code))]
+pub fn init(exports: Object, env: Env) -> Result<()> {
+    let class: napi::Unknown = exports.get_named_property("NodeRuntime")?;
+    js::install_stop(env.raw(), class.raw())
+}
