@@ -117,3 +117,46 @@ impl std::error::Error for ActorError {
         }
     }
 }
+
+/// A mesh operation failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MeshError {
+    /// The listening socket could not be bound.
+    Bind(std::io::Error),
+    /// A socket operation failed.
+    Io(std::io::Error),
+    /// The peer failed the authenticated handshake (or we failed its).
+    Handshake(String),
+    /// The cookie could not be loaded.
+    Cookie(String),
+    /// A connect, handshake, write or reply took longer than the configured timeout.
+    Timeout,
+    /// The node cannot be reached (it is down or the mesh is closed).
+    Unreachable(String),
+    /// The peer broke the protocol.
+    Protocol(String),
+}
+
+impl fmt::Display for MeshError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MeshError::Bind(e) => write!(f, "cannot listen: {e}"),
+            MeshError::Io(e) => write!(f, "mesh i/o: {e}"),
+            MeshError::Handshake(why) => write!(f, "handshake failed: {why}"),
+            MeshError::Cookie(why) => write!(f, "cookie: {why}"),
+            MeshError::Timeout => f.write_str("mesh operation timed out"),
+            MeshError::Unreachable(why) => write!(f, "node unreachable: {why}"),
+            MeshError::Protocol(why) => write!(f, "protocol error: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for MeshError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            MeshError::Bind(e) | MeshError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -51,6 +51,8 @@ pub(crate) struct Inner {
     pub(crate) links: crate::links::LinkState,
     /// Supervisor actors.
     pub(crate) supervisors: crate::supervision::Supervisors,
+    /// The mesh (listener, peers, proxies).
+    pub(crate) mesh: Arc<crate::mesh::Mesh>,
 }
 
 impl Inner {
@@ -89,6 +91,7 @@ impl RecentExits {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.runq.shutdown();
+        self.mesh.shutdown();
         // The last handle is gone: nobody can reach these actors any more.
         for actor in self.table.all() {
             actor.mailbox.close();
@@ -221,6 +224,10 @@ enum Routed {
 
 /// Blocks this thread safely: on a scheduler loop a temporary loop takes over, on another
 /// multi-thread Tokio worker the worker is handed off (`block_in_place`).
+pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    blocking_section(f)
+}
+
 fn blocking_section<R>(f: impl FnOnce() -> R) -> R {
     if RunQueue::on_loop() {
         return RunQueue::block_in_place(f);
@@ -273,6 +280,7 @@ impl Runtime {
                 registry: iris_registry::Registry::new(),
                 links: crate::links::LinkState::default(),
                 supervisors: crate::supervision::Supervisors::default(),
+                mesh: Arc::new(crate::mesh::Mesh::new()),
             }),
         }
     }
@@ -867,6 +875,7 @@ impl Runtime {
     /// the exits to run. New spawns fail from now on. Returns `true` if all exited in time.
     pub fn shutdown_timeout(&self, timeout: Duration) -> bool {
         self.inner.shutting_down.store(true, Ordering::Release);
+        self.inner.mesh.shutdown();
         for (_, t) in lock(&self.inner.timers).drain() {
             t.abort.abort();
         }
