@@ -971,3 +971,9 @@ fn finish(acc: Value, lanes: [f64; 4], lane_mode: bool) -> Value {
 fn specs_empty(specs: &RwLock<Vec<Arc<Spec>>>) -> bool {
     specs.read().map_or(true, |s| s.is_empty())
 }
+
+// Compiled expressions are shared across threads (element-wise calls fan out over cores).
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<CompiledExpr>();
+};
