@@ -25,6 +25,9 @@ export type WrappedMessage = { data: Buffer; system?: undefined } | { system: Sy
 /** Overflow policies of bounded mailboxes. */
 export type OverflowPolicyName = 'dropnew' | 'dropold' | 'redirect' | 'spill' | 'block'
 
+/** Supervision strategies: one-for-one, one-for-all, rest-for-one. */
+export type StrategyName = 'restartone' | 'restartall' | 'restforone'
+
 export declare namespace NodeRuntime {
   /** Returned (or resolved) by a push handler: its actor ends normally. */
   const STOP: unique symbol
@@ -123,6 +126,73 @@ export declare class NodeRuntime {
   sendInterval(pid: number, ms: number, data: Buffer | Uint8Array): number
   /** Cancels a timer; `true` only if it was still pending. */
   cancelTimer(timerId: number): boolean
+  /** Registers `name` for `pid`; a name held by a live actor throws `ERR_IRIS_NAME_TAKEN`. */
+  register(name: string, pid: number): void
+  /** Removes a name; returns the PID it named, or `null`. */
+  unregister(name: string): number | null
+  /** The PID registered under `name`, or `null`. */
+  whereis(name: string): number | null
+  /** Same as `whereis`. */
+  resolve(name: string): number | null
+  /** Sends to the actor registered under `name`; `false` if there is none (or it refuses). */
+  sendNamed(name: string, data: Buffer | Uint8Array): boolean
+  /**
+   * Registers a path such as `/svc/payment/processor`; a malformed one throws
+   * `ERR_IRIS_INVALID_PATH`.
+   */
+  registerPath(path: string, pid: number): void
+  /** Removes a path; returns the PID it named, or `null`. */
+  unregisterPath(path: string): number | null
+  /** The PID registered under `path`, or `null`. */
+  whereisPath(path: string): number | null
+  /** Every registration below `prefix`, sorted by path. */
+  listChildren(prefix: string): Array<PathEntry>
+  /** The registrations exactly one level below `prefix`, sorted by path. */
+  listChildrenDirect(prefix: string): Array<PathEntry>
+  /** Watches the actors one level below `prefix` under the root supervisor; returns them. */
+  watchPath(prefix: string): Array<number>
+  /**
+   * Links two actors: when one exits abnormally the other is killed, unless it traps exits
+   * and gets an `EXIT` system message instead.
+   */
+  link(a: number, b: number): void
+  /** Removes a link; `true` if there was one. */
+  unlink(a: number, b: number): boolean
+  /** Makes `pid` receive linked actors' exits as `EXIT` system messages instead of dying. */
+  trapExit(pid: number, trap?: boolean): void
+  /**
+   * Monitors `target` for `watcher`, which gets a `DOWN` system message when it exits
+   * (at once, reason `"noproc"`, if it is gone). Returns the monitor reference.
+   */
+  monitor(watcher: number, target: number): number
+  /** Removes a monitor; `true` if it had not fired yet. */
+  demonitor(monitorRef: number): boolean
+  /**
+   * Watches `pid` under the root supervisor (no restarts: there is no factory).
+   * `strategy`: `"restartone"` (default), `"restartall"` or `"restforone"`.
+   */
+  watch(pid: number, strategy?: StrategyName): void
+  /**
+   * Supervises `pid` under the root supervisor; after a failure `factory()` runs on this
+   * thread and returns the replacement's PID (it is never called at registration).
+   */
+  superviseWithFactory(pid: number, factory: () => number, strategy?: StrategyName): void
+  /** Live children of the root supervisor. */
+  childPids(): Array<number>
+  /** Number of live children of the root supervisor. */
+  childrenCount(): number
+  /** Creates (or finds) the supervisor of a path prefix; returns its PID. */
+  createPathSupervisor(path: string): number
+  /** Watches `pid` under the supervisor of `path` (`ERR_IRIS_NO_SUPERVISOR` if none). */
+  pathSupervisorWatch(path: string, pid: number): void
+  /** Supervises `pid` under the supervisor of `path`, restarting it with `factory()`. */
+  pathSuperviseWithFactory(path: string, pid: number, factory: () => number, strategy?: StrategyName): void
+  /** Live children of the supervisor of `path` (empty if there is none). */
+  pathSupervisorChildren(path: string): Array<number>
+  /** Removes the supervisor of `path` (its children live on); `false` if there was none. */
+  removePathSupervisor(path: string): boolean
+  /** Spawns an observed actor registered under `path`. */
+  spawnWithPathObserved(budget: number, path: string): number
   /** Number of live actors. */
   actorCount(): number
   /**
@@ -145,4 +215,12 @@ export interface ExitInfo {
   reason: string
   /** Extra text: the error's stack for `Crash`, the panic message for `Panic`. */
   metadata?: string
+}
+
+/** A registration under a path. */
+export interface PathEntry {
+  /** The full path. */
+  path: string
+  /** The actor registered there. */
+  pid: number
 }

@@ -25,6 +25,9 @@ export type WrappedMessage = { data: Buffer; system?: undefined } | { system: Sy
 /** Overflow policies of bounded mailboxes. */
 export type OverflowPolicyName = 'dropnew' | 'dropold' | 'redirect' | 'spill' | 'block'
 
+/** Supervision strategies: one-for-one, one-for-all, rest-for-one. */
+export type StrategyName = 'restartone' | 'restartall' | 'restforone'
+
 export declare namespace NodeRuntime {
   /** Returned (or resolved) by a push handler: its actor ends normally. */
   const STOP: unique symbol

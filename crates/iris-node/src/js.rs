@@ -48,6 +48,17 @@ fn js_null(env: sys::napi_env) -> Result<sys::napi_value> {
     Ok(out)
 }
 
+/// `undefined`.
+pub(crate) fn undefined(env: sys::napi_env) -> Result<sys::napi_value> {
+    let mut out = ptr::null_mut();
+    // SAFETY: `env` is the live env of this callback.
+    check(
+        unsafe { sys::napi_get_undefined(env, &mut out) },
+        "get undefined",
+    )?;
+    Ok(out)
+}
+
 fn js_object(env: sys::napi_env) -> Result<sys::napi_value> {
     let mut out = ptr::null_mut();
     // SAFETY: `env` is the live env of this callback.
@@ -291,6 +302,20 @@ pub(crate) fn is_stop(env: sys::napi_env, v: sys::napi_value) -> bool {
             && sys::napi_strict_equals(env, v, sym, &mut eq) == sys::Status::napi_ok
             && eq
     }
+}
+
+/// A PID returned by JS code (a factory).
+pub(crate) fn returned_pid(
+    env: sys::napi_env,
+    v: sys::napi_value,
+) -> std::result::Result<u64, String> {
+    if !matches!(type_of(env, v), Ok(ValueType::Number)) {
+        return Err("a factory must return the new actor's pid (a number)".to_owned());
+    }
+    let mut n = 0.0;
+    // SAFETY: `v` is a number of this env.
+    unsafe { sys::napi_get_value_double(env, v, &mut n) };
+    args::pid(n)
 }
 
 /// `true` when `v` is a native Promise.

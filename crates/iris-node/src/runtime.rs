@@ -8,7 +8,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use iris::{
-    ActorError, ExitInfo, ExitReason, Message, Pid, Receiver, Runtime, SpawnOptions, TryRecvError,
+    ActorError, ExitInfo, ExitReason, Factory, Message, Pid, Receiver, RegistryError, Runtime,
+    SpawnOptions, Strategy, TryRecvError,
 };
 use napi::bindgen_prelude::{JsObjectValue, Object, ToNapiValue};
 use napi::{Env, JsValue, Result};
@@ -38,9 +39,46 @@ fn actor_error(env: &Env, e: &ActorError) -> napi::Error {
         }
         ActorError::ParentDead(_) => "ERR_IRIS_PARENT_DEAD",
         ActorError::ShuttingDown => "ERR_IRIS_CLOSED",
+        ActorError::Registry(RegistryError::NameTaken { .. }) => "ERR_IRIS_NAME_TAKEN",
+        ActorError::Registry(RegistryError::EmptyName) => "ERR_IRIS_INVALID_NAME",
+        ActorError::Registry(RegistryError::InvalidPath { .. }) => "ERR_IRIS_INVALID_PATH",
+        ActorError::Supervision(_) => "ERR_IRIS_SUPERVISION",
+        ActorError::NoSupervisor(_) => "ERR_IRIS_NO_SUPERVISOR",
         _ => "ERR_IRIS",
     };
     js::coded(env.raw(), Kind::Error, code, &e.to_string())
+}
+
+fn strategy_of(env: &Env, name: Option<String>) -> Result<Strategy> {
+    match name {
+        None => Ok(Strategy::OneForOne),
+        Some(n) => iris::parse_strategy(&n).ok_or_else(|| {
+            let msg =
+                format!("unknown strategy `{n}`; expected restartone, restartall or restforone");
+            js::coded(env.raw(), Kind::Error, "ERR_IRIS_INVALID_STRATEGY", &msg)
+        }),
+    }
+}
+
+/// How long a supervisor waits for a JS factory.
+const FACTORY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A registration under a path.
+#[napi(object)]
+pub struct PathEntry {
+    /// The full path.
+    pub path: String,
+    /// The actor registered there.
+    pub pid: f64,
+}
+
+fn entries(v: Vec<(String, Pid)>) -> Vec<PathEntry> {
+    v.into_iter()
+        .map(|(path, pid)| PathEntry {
+            path,
+            pid: pid as f64,
+        })
+        .collect()
 }
 
 fn budget_of(b: Option<Count>) -> usize {
@@ -107,6 +145,27 @@ impl NodeRuntime {
             *at = lanes.len();
         }
         Ok(pid as f64)
+    }
+
+    /// A supervisor factory that runs `f()` on the JS thread; the supervisor waits for it.
+    fn factory(&self, f: Handler) -> Factory {
+        let disp = self.disp.clone();
+        let f = Arc::new(f.0);
+        Arc::new(move || {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            let f = f.clone();
+            disp.push(Job::Call(Box::new(move |env, _| {
+                let undefined = js::undefined(env.raw());
+                let r = match undefined.and_then(|u| call(env, &f, u)) {
+                    Ok(Called::Returned(v)) => js::returned_pid(env.raw(), v),
+                    Ok(Called::Threw(why)) => Err(why),
+                    Err(e) => Err(e.to_string()),
+                };
+                let _ = tx.send(r);
+            })));
+            rx.recv_timeout(FACTORY_TIMEOUT)
+                .unwrap_or_else(|_| Err("the JS factory did not answer in time".to_owned()))
+        })
     }
 
     fn spawn_pull(&self, env: &Env, f: Handler, opts: SpawnOptions) -> Result<f64> {
@@ -485,6 +544,224 @@ impl NodeRuntime {
     #[napi(ts_args_type = "timerId: number")]
     pub fn cancel_timer(&self, timer_id: Count) -> bool {
         self.rt.cancel_timer(timer_id.0)
+    }
+
+    // ----- names and paths ---------------------------------------------------------------
+
+    /// Registers `name` for `pid`; a name held by a live actor throws `ERR_IRIS_NAME_TAKEN`.
+    #[napi(ts_args_type = "name: string, pid: number")]
+    pub fn register(&self, env: Env, name: String, pid: PidArg) -> Result<()> {
+        self.rt
+            .register(&name, pid.0)
+            .map_err(|e| actor_error(&env, &e))
+    }
+
+    /// Removes a name; returns the PID it named, or `null`.
+    #[napi]
+    pub fn unregister(&self, name: String) -> Option<f64> {
+        self.rt.unregister(&name).map(|p| p as f64)
+    }
+
+    /// The PID registered under `name`, or `null`.
+    #[napi]
+    pub fn whereis(&self, name: String) -> Option<f64> {
+        self.rt.whereis(&name).map(|p| p as f64)
+    }
+
+    /// Same as `whereis`.
+    #[napi]
+    pub fn resolve(&self, name: String) -> Option<f64> {
+        self.rt.resolve(&name).map(|p| p as f64)
+    }
+
+    /// Sends to the actor registered under `name`; `false` if there is none (or it refuses).
+    #[napi(ts_args_type = "name: string, data: Buffer | Uint8Array")]
+    pub fn send_named(&self, name: String, data: Payload) -> bool {
+        match self.rt.whereis(&name) {
+            Some(pid) => self.send(PidArg(pid), data),
+            None => false,
+        }
+    }
+
+    /// Registers a path such as `/svc/payment/processor`; a malformed one throws
+    /// `ERR_IRIS_INVALID_PATH`.
+    #[napi(ts_args_type = "path: string, pid: number")]
+    pub fn register_path(&self, env: Env, path: String, pid: PidArg) -> Result<()> {
+        self.rt
+            .register_path(&path, pid.0)
+            .map_err(|e| actor_error(&env, &e))
+    }
+
+    /// Removes a path; returns the PID it named, or `null`.
+    #[napi]
+    pub fn unregister_path(&self, path: String) -> Option<f64> {
+        self.rt.unregister_path(&path).map(|p| p as f64)
+    }
+
+    /// The PID registered under `path`, or `null`.
+    #[napi]
+    pub fn whereis_path(&self, path: String) -> Option<f64> {
+        self.rt.whereis_path(&path).map(|p| p as f64)
+    }
+
+    /// Every registration below `prefix`, sorted by path.
+    #[napi]
+    pub fn list_children(&self, env: Env, prefix: String) -> Result<Vec<PathEntry>> {
+        self.rt
+            .list_children(&prefix)
+            .map(entries)
+            .map_err(|e| actor_error(&env, &e))
+    }
+
+    /// The registrations exactly one level below `prefix`, sorted by path.
+    #[napi]
+    pub fn list_children_direct(&self, env: Env, prefix: String) -> Result<Vec<PathEntry>> {
+        self.rt
+            .list_children_direct(&prefix)
+            .map(entries)
+            .map_err(|e| actor_error(&env, &e))
+    }
+
+    /// Watches the actors one level below `prefix` under the root supervisor; returns them.
+    #[napi]
+    pub fn watch_path(&self, env: Env, prefix: String) -> Result<Vec<f64>> {
+        self.rt
+            .watch_path(&prefix)
+            .map(pids)
+            .map_err(|e| actor_error(&env, &e))
+    }
+
+    // ----- links and monitors ------------------------------------------------------------
+
+    /// Links two actors: when one exits abnormally the other is killed, unless it traps exits
+    /// and gets an `EXIT` system message instead.
+    #[napi(ts_args_type = "a: number, b: number")]
+    pub fn link(&self, env: Env, a: PidArg, b: PidArg) -> Result<()> {
+        self.rt.link(a.0, b.0).map_err(|e| actor_error(&env, &e))
+    }
+
+    /// Removes a link; `true` if there was one.
+    #[napi(ts_args_type = "a: number, b: number")]
+    pub fn unlink(&self, a: PidArg, b: PidArg) -> bool {
+        self.rt.unlink(a.0, b.0)
+    }
+
+    /// Makes `pid` receive linked actors' exits as `EXIT` system messages instead of dying.
+    #[napi(ts_args_type = "pid: number, trap?: boolean")]
+    pub fn trap_exit(&self, env: Env, pid: PidArg, trap: Option<bool>) -> Result<()> {
+        self.rt
+            .trap_exit(pid.0, trap.unwrap_or(true))
+            .map_err(|e| actor_error(&env, &e))
+    }
+
+    /// Monitors `target` for `watcher`, which gets a `DOWN` system message when it exits
+    /// (at once, reason `"noproc"`, if it is gone). Returns the monitor reference.
+    #[napi(ts_args_type = "watcher: number, target: number")]
+    pub fn monitor(&self, env: Env, watcher: PidArg, target: PidArg) -> Result<f64> {
+        self.rt
+            .monitor(watcher.0, target.0)
+            .map(|r| r as f64)
+            .map_err(|e| actor_error(&env, &e))
+    }
+
+    /// Removes a monitor; `true` if it had not fired yet.
+    #[napi(ts_args_type = "monitorRef: number")]
+    pub fn demonitor(&self, monitor_ref: Count) -> bool {
+        self.rt.demonitor(monitor_ref.0)
+    }
+
+    // ----- supervision -------------------------------------------------------------------
+
+    /// Watches `pid` under the root supervisor (no restarts: there is no factory).
+    /// `strategy`: `"restartone"` (default), `"restartall"` or `"restforone"`.
+    #[napi(ts_args_type = "pid: number, strategy?: StrategyName")]
+    pub fn watch(&self, env: Env, pid: PidArg, strategy: Option<String>) -> Result<()> {
+        let s = strategy_of(&env, strategy)?;
+        self.rt.watch(pid.0, s).map_err(|e| actor_error(&env, &e))
+    }
+
+    /// Supervises `pid` under the root supervisor; after a failure `factory()` runs on this
+    /// thread and returns the replacement's PID (it is never called at registration).
+    #[napi(ts_args_type = "pid: number, factory: () => number, strategy?: StrategyName")]
+    pub fn supervise_with_factory(
+        &self,
+        env: Env,
+        pid: PidArg,
+        factory: Handler,
+        strategy: Option<String>,
+    ) -> Result<()> {
+        let s = strategy_of(&env, strategy)?;
+        self.rt
+            .supervise_with_factory(pid.0, self.factory(factory), s)
+            .map_err(|e| actor_error(&env, &e))
+    }
+
+    /// Live children of the root supervisor.
+    #[napi]
+    pub fn child_pids(&self) -> Vec<f64> {
+        pids(self.rt.child_pids())
+    }
+
+    /// Number of live children of the root supervisor.
+    #[napi]
+    pub fn children_count(&self) -> f64 {
+        self.rt.children_count() as f64
+    }
+
+    /// Creates (or finds) the supervisor of a path prefix; returns its PID.
+    #[napi]
+    pub fn create_path_supervisor(&self, env: Env, path: String) -> Result<f64> {
+        self.rt
+            .create_path_supervisor(&path)
+            .map(|p| p as f64)
+            .map_err(|e| actor_error(&env, &e))
+    }
+
+    /// Watches `pid` under the supervisor of `path` (`ERR_IRIS_NO_SUPERVISOR` if none).
+    #[napi(ts_args_type = "path: string, pid: number")]
+    pub fn path_supervisor_watch(&self, env: Env, path: String, pid: PidArg) -> Result<()> {
+        self.rt
+            .path_supervisor_watch(&path, pid.0)
+            .map_err(|e| actor_error(&env, &e))
+    }
+
+    /// Supervises `pid` under the supervisor of `path`, restarting it with `factory()`.
+    #[napi(
+        ts_args_type = "path: string, pid: number, factory: () => number, strategy?: StrategyName"
+    )]
+    pub fn path_supervise_with_factory(
+        &self,
+        env: Env,
+        path: String,
+        pid: PidArg,
+        factory: Handler,
+        strategy: Option<String>,
+    ) -> Result<()> {
+        let s = strategy_of(&env, strategy)?;
+        self.rt
+            .path_supervise_with_factory(&path, pid.0, self.factory(factory), s)
+            .map_err(|e| actor_error(&env, &e))
+    }
+
+    /// Live children of the supervisor of `path` (empty if there is none).
+    #[napi]
+    pub fn path_supervisor_children(&self, path: String) -> Vec<f64> {
+        pids(self.rt.path_supervisor_children(&path))
+    }
+
+    /// Removes the supervisor of `path` (its children live on); `false` if there was none.
+    #[napi]
+    pub fn remove_path_supervisor(&self, path: String) -> bool {
+        self.rt.remove_path_supervisor(&path)
+    }
+
+    /// Spawns an observed actor registered under `path`.
+    #[napi(ts_args_type = "budget: number, path: string")]
+    pub fn spawn_with_path_observed(&self, env: Env, budget: Count, path: String) -> Result<f64> {
+        self.rt
+            .spawn_with_path_observed(budget_of(Some(budget)), &path)
+            .map(|p| p as f64)
+            .map_err(|e| actor_error(&env, &e))
     }
 
     /// Number of live actors.
