@@ -554,6 +554,36 @@ impl CompiledExpr {
 
     /// Calls with scalar arguments.
     pub fn call_scalar(&self, args: &[Value]) -> Result<Value, JitError> {
+        const INLINE: usize = 8;
+        if args.len() <= INLINE
+            && let Ok(specs) = self.specs.read()
+            && let Some(spec) = specs.get(self.last.load(Ordering::Relaxed))
+            && spec.map.is_none()
+            && spec.sig.len() == args.len()
+            && spec
+                .sig
+                .iter()
+                .zip(args)
+                .all(|(k, v)| *k == PKind::Scalar(v.ty()))
+        {
+            // profile hit: no allocation on this path
+            let spec = spec.clone();
+            drop(specs);
+            let mut slots = [0u64; INLINE];
+            for (s, v) in slots.iter_mut().zip(args) {
+                *s = v.to_bits();
+            }
+            let ty = spec.prog.ty();
+            let cap = self.opts.sum_while_cap;
+            let v = spec.with_kernel(|k| {
+                let mut out = 0u64;
+                match k.call(&slots[..args.len()], &mut out) {
+                    status::OK => Ok(Value::from_bits(ty, out)),
+                    code => Err(status_error(code, cap)),
+                }
+            })?;
+            return convert_return(v, self.opts.return_type);
+        }
         let args: Vec<Arg<'_>> = args.iter().map(|v| Arg::Scalar(*v)).collect();
         self.call(&args)
     }
