@@ -1,1 +1,33 @@
 #![doc = include_str!("../README.md")]
+#![warn(missing_docs, unreachable_pub)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod convert;
+mod errors;
+mod handler;
+mod mailbox;
+mod runtime;
+
+use pyo3::prelude::*;
+
+/// The version of the Iris Python package.
+#[pyfunction]
+fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+/// The native module `iris._iris`; the `iris` package re-exports it.
+#[pymodule]
+fn _iris(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    mailbox::note_main_thread(py);
+    m.add_class::<runtime::PyRuntime>()?;
+    m.add_class::<mailbox::PyMailbox>()?;
+    m.add_class::<convert::PySystemMessage>()?;
+    m.add_class::<convert::PyExitInfo>()?;
+    m.add_class::<handler::StopSignal>()?;
+    m.add("STOP", handler::stop(py).clone_ref(py))?;
+    m.add_function(wrap_pyfunction!(version, m)?)?;
+    errors::register(m)?;
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! Python handlers as actor behaviours: push handlers (holding the interpreter once per
+//! batch, or on a blocking thread with `release_gil=True`) and the `STOP` sentinel.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use iris::{Behavior, Flow, Message, Pid};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyString;
+use tokio::sync::Semaphore;
+
+use crate::convert::message_to_py;
+
+/// The type of `iris.STOP`: a push handler returns it to end its actor normally.
+#[pyclass(name = "StopSignal", module = "iris", frozen)]
+pub(crate) struct StopSignal;
+
+#[pymethods]
+impl StopSignal {
+    fn __repr__(&self) -> &'static str {
+        "iris.STOP"
+    }
+}
+
+static STOP: PyOnceLock<Py<StopSignal>> = PyOnceLock::new();
+
+/// The `iris.STOP` singleton.
+pub(crate) fn stop(py: Python<'_>) -> &Py<StopSignal> {
+    STOP.get_or_init(py, || {
+        Py::new(py, StopSignal).expect("allocating the STOP sentinel")
+    })
+}
+
+/// Formats an exception as Python prints it: traceback, then type and message.
+pub(crate) fn format_exception(py: Python<'_>, e: &PyErr) -> String {
+    let formatted = (|| -> PyResult<String> {
+        let lines = py.import("traceback")?.call_method1(
+            "format_exception",
+            (e.get_type(py), e.value(py), e.traceback(py)),
+        )?;
+        PyString::new(py, "")
+            .call_method1("join", (lines,))?
+            .extract()
+    })();
+    formatted.unwrap_or_else(|_| e.to_string())
+}
+
+/// Calls a push handler with one message; its result decides the actor's fate.
+pub(crate) fn call_handler(py: Python<'_>, handler: &Py<PyAny>, msg: &Message) -> Flow {
+    let arg = match message_to_py(py, msg) {
+        Ok(a) => a,
+        Err(e) => return Flow::Crash(format_exception(py, &e)),
+    };
+    match handler.bind(py).call1((arg,)) {
+        Ok(ret) if ret.is(stop(py).bind(py)) => Flow::Stop,
+        Ok(_) => Flow::Continue,
+        Err(e) => Flow::Crash(format_exception(py, &e)),
+    }
+}
+
+/// A push handler that runs on the scheduler's threads, taking the interpreter lock once per
+/// batch of messages (up to the reduction budget).
+pub(crate) fn sync_behavior(handler: Py<PyAny>) -> Behavior {
+    Behavior::from_fn(move |msg: Message| Python::attach(|py| call_handler(py, &handler, &msg)))
+        .with_batch_guard(|body| Python::attach(|_py| body()))
+}
+
+/// A push handler whose calls run on Tokio's blocking threads, awaited one at a time by the
+/// actor so the order holds. `gate` limits how many such calls run at once (the shared pool).
+pub(crate) fn blocking_behavior(
+    handler: Py<PyAny>,
+    tokio: tokio::runtime::Handle,
+    gate: Option<Arc<Semaphore>>,
+) -> Behavior {
+    let handler = Arc::new(handler);
+    Behavior::from_async(move |msg: Message| {
+        let handler = handler.clone();
+        let tokio = tokio.clone();
+        let gate = gate.clone();
+        async move {
+            let _permit = match gate {
+                Some(g) => g.acquire_owned().await.ok(),
+                None => None,
+            };
+            let call =
+                tokio.spawn_blocking(move || Python::attach(|py| call_handler(py, &handler, &msg)));
+            match call.await {
+                Ok(flow) => flow,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => Flow::Crash("the handler's blocking call was cancelled".to_owned()),
+            }
+        }
+    })
+}
+
+/// How `release_gil=True` actors are placed: up to `max_threads` of them get calls of their
+/// own on blocking threads; past that they share `gil_pool_size` slots, or, when strict,
+/// the spawn fails.
+pub(crate) struct GilPolicy {
+    max_threads: AtomicUsize,
+    strict: AtomicBool,
+    pool: Mutex<Arc<Semaphore>>,
+    dedicated: AtomicUsize,
+    /// The slot each live `release_gil` actor has (`None`: dedicated), so a hot swap keeps
+    /// the actor's mode.
+    actors: Mutex<HashMap<Pid, Option<Arc<Semaphore>>>>,
+}
+
+/// Default cap of `release_gil` actors with calls of their own.
+pub(crate) const DEFAULT_MAX_THREADS: usize = 256;
+/// Default number of shared slots past the cap.
+pub(crate) const DEFAULT_GIL_POOL: usize = 8;
+
+/// Where a new `release_gil` actor goes.
+pub(crate) enum Placement {
+    /// Calls of its own.
+    Dedicated,
+    /// The shared pool.
+    Shared(Arc<Semaphore>),
+    /// Refused (strict mode, cap reached).
+    Refused(usize),
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl GilPolicy {
+    pub(crate) fn new() -> GilPolicy {
+        GilPolicy {
+            max_threads: AtomicUsize::new(DEFAULT_MAX_THREADS),
+            strict: AtomicBool::new(false),
+            pool: Mutex::new(Arc::new(Semaphore::new(DEFAULT_GIL_POOL))),
+            dedicated: AtomicUsize::new(0),
+            actors: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn set_limits(&self, max_threads: usize, pool: usize) {
+        self.max_threads.store(max_threads, Ordering::SeqCst);
+        *lock(&self.pool) = Arc::new(Semaphore::new(pool));
+    }
+
+    pub(crate) fn set_strict(&self, strict: bool) {
+        self.strict.store(strict, Ordering::SeqCst);
+    }
+
+    /// Takes a place for a new actor (a dedicated place is counted at once).
+    pub(crate) fn place(&self) -> Placement {
+        let max = self.max_threads.load(Ordering::SeqCst);
+        let took = self
+            .dedicated
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok();
+        if took {
+            Placement::Dedicated
+        } else if self.strict.load(Ordering::SeqCst) {
+            Placement::Refused(max)
+        } else {
+            Placement::Shared(lock(&self.pool).clone())
+        }
+    }
+
+    /// Gives back a place taken by [`GilPolicy::place`] for an actor that did not start.
+    pub(crate) fn unplace(&self, p: &Placement) {
+        if let Placement::Dedicated = p {
+            self.dedicated.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    pub(crate) fn record(&self, pid: Pid, gate: Option<Arc<Semaphore>>) {
+        lock(&self.actors).insert(pid, gate);
+    }
+
+    /// The actor exited: its place is free again.
+    pub(crate) fn release(&self, pid: Pid) {
+        if let Some(None) = lock(&self.actors).remove(&pid) {
+            self.dedicated.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The gate of a live `release_gil` actor; `None` if it is not one.
+    pub(crate) fn mode_of(&self, pid: Pid) -> Option<Option<Arc<Semaphore>>> {
+        lock(&self.actors).get(&pid).cloned()
+    }
+
+    /// `release_gil` actors with calls of their own right now.
+    #[cfg(test)]
+    pub(crate) fn dedicated(&self) -> usize {
+        self.dedicated.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placement_caps_dedicated_actors_then_shares_or_refuses() {
+        let p = GilPolicy::new();
+        p.set_limits(2, 1);
+        assert!(matches!(p.place(), Placement::Dedicated));
+        p.record(10, None);
+        assert!(matches!(p.place(), Placement::Dedicated));
+        p.record(11, None);
+        assert!(matches!(p.place(), Placement::Shared(_)));
+        p.set_strict(true);
+        assert!(matches!(p.place(), Placement::Refused(2)));
+        p.release(10);
+        assert_eq!(p.dedicated(), 1);
+        assert!(matches!(p.place(), Placement::Dedicated));
+        p.release(99);
+        assert_eq!(p.dedicated(), 2);
+    }
+}

@@ -1,0 +1,559 @@
+//! `iris.Runtime`: the facade's runtime with Python handlers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use iris::{ExitInfo, ExitReason, Message, OverflowPolicy, Pid, SpawnOptions};
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+
+use crate::convert::{Payload, PidArg, PyExitInfo, message_to_py, policy_arg};
+use crate::errors::{Kind, actor_err, err};
+use crate::handler::{GilPolicy, Placement, blocking_behavior, format_exception, sync_behavior};
+use crate::mailbox::{PyMailbox, timeout_arg, touching_mailboxes, wait_sliced};
+
+/// The Iris runtime: spawn actors with Python handlers, send them bytes, stop and join them.
+/// A context manager: leaving the `with` block shuts it down.
+#[pyclass(name = "Runtime", module = "iris", frozen)]
+pub(crate) struct PyRuntime {
+    /// `None` only while being dropped.
+    rt: Option<iris::Runtime>,
+    gil: Arc<GilPolicy>,
+    /// Set once a mailbox of this runtime has a policy under which a sender can wait; from
+    /// then on sends release the interpreter.
+    may_wait: AtomicBool,
+}
+
+impl Drop for PyRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            // Dropping the last handle stops Tokio, which waits for its threads; some may be
+            // waiting for the interpreter, so let go of it meanwhile.
+            Python::attach(|py| py.detach(move || drop(rt)));
+        }
+    }
+}
+
+fn callable(handler: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    if handler.is_callable() {
+        Ok(handler.clone().unbind())
+    } else {
+        Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "a handler must be callable, not {}",
+            handler.get_type().name()?
+        )))
+    }
+}
+
+fn capacity_arg(capacity: usize) -> PyResult<usize> {
+    if capacity == 0 {
+        Err(err(Kind::Config, "mailbox capacity must be at least 1"))
+    } else {
+        Ok(capacity)
+    }
+}
+
+impl PyRuntime {
+    fn rt(&self) -> &iris::Runtime {
+        self.rt
+            .as_ref()
+            .expect("the runtime is alive until dropped")
+    }
+
+    fn push(
+        &self,
+        handler: &Bound<'_, PyAny>,
+        opts: SpawnOptions,
+        release_gil: bool,
+    ) -> PyResult<Pid> {
+        let handler = callable(handler)?;
+        if !release_gil {
+            return self
+                .rt()
+                .try_spawn_behavior(sync_behavior(handler), opts)
+                .map_err(actor_err);
+        }
+        let place = self.gil.place();
+        let gate = match &place {
+            Placement::Dedicated => None,
+            Placement::Shared(g) => Some(g.clone()),
+            Placement::Refused(max) => {
+                return Err(err(
+                    Kind::Spawn,
+                    format!(
+                        "release_gil thread cap of {max} reached (set_release_gil_strict(True))"
+                    ),
+                ));
+            }
+        };
+        let behavior = blocking_behavior(handler, self.rt().handle().clone(), gate.clone());
+        match self.rt().try_spawn_behavior(behavior, opts) {
+            Ok(pid) => {
+                self.gil.record(pid, gate);
+                let gil = self.gil.clone();
+                self.rt().on_exit(pid, move |pid, _| gil.release(pid));
+                Ok(pid)
+            }
+            Err(e) => {
+                self.gil.unplace(&place);
+                Err(actor_err(e))
+            }
+        }
+    }
+
+    fn pull(&self, handler: &Bound<'_, PyAny>, opts: SpawnOptions) -> PyResult<Pid> {
+        let handler = callable(handler)?;
+        let rt = self.rt().clone();
+        self.rt()
+            .spawn_with_mailbox_opts(
+                move |rx| {
+                    let pid = rx.pid();
+                    let crash = Python::attach(|py| {
+                        let mailbox = match Py::new(py, PyMailbox::new(rx)) {
+                            Ok(m) => m,
+                            Err(e) => return Some(format_exception(py, &e)),
+                        };
+                        match handler.bind(py).call1((mailbox,)) {
+                            Ok(_) => None,
+                            // Stopped while receiving: the stop's reason stands.
+                            Err(e)
+                                if e.is_instance(
+                                    py,
+                                    &crate::errors::class(py, Kind::MailboxClosed),
+                                ) =>
+                            {
+                                None
+                            }
+                            Err(e) => Some(format_exception(py, &e)),
+                        }
+                    });
+                    if let Some(why) = crash {
+                        rt.exit(pid, ExitInfo::with_metadata(ExitReason::Crash, why));
+                    }
+                },
+                opts,
+            )
+            .map_err(actor_err)
+    }
+
+    fn send_bytes(&self, py: Python<'_>, pid: Pid, data: bytes::Bytes) -> bool {
+        let rt = self.rt();
+        let send = || rt.send(pid, Message::User(data)).is_ok();
+        if self.may_wait.load(Ordering::SeqCst) {
+            py.detach(send)
+        } else {
+            touching_mailboxes(py, send)
+        }
+    }
+}
+
+fn opts(budget: usize, capacity: Option<usize>, parent: Option<Pid>) -> SpawnOptions {
+    SpawnOptions {
+        budget,
+        capacity,
+        parent,
+    }
+}
+
+#[pymethods]
+impl PyRuntime {
+    #[new]
+    fn new(py: Python<'_>) -> PyResult<Self> {
+        let rt = py.detach(iris::Runtime::try_new).map_err(actor_err)?;
+        Ok(PyRuntime {
+            rt: Some(rt),
+            gil: Arc::new(GilPolicy::new()),
+            may_wait: AtomicBool::new(false),
+        })
+    }
+
+    // ----- spawning ---------------------------------------------------------------------
+
+    /// Spawns a push actor: `handler(msg)` runs once per message, one at a time, in order.
+    /// With `release_gil=True` each call runs on a blocking thread (still in order).
+    #[pyo3(signature = (handler, budget=100, release_gil=false))]
+    fn spawn(&self, handler: &Bound<'_, PyAny>, budget: usize, release_gil: bool) -> PyResult<Pid> {
+        self.push(handler, opts(budget, None, None), release_gil)
+    }
+
+    /// Spawns a push actor with a bounded mailbox of `capacity` messages (policy `dropnew`).
+    #[pyo3(signature = (handler, budget, capacity))]
+    fn spawn_py_handler_bounded(
+        &self,
+        handler: &Bound<'_, PyAny>,
+        budget: usize,
+        capacity: usize,
+    ) -> PyResult<Pid> {
+        let capacity = capacity_arg(capacity)?;
+        self.push(handler, opts(budget, Some(capacity), None), false)
+    }
+
+    /// Spawns a pull actor: `handler(mailbox)` runs once on its own thread.
+    #[pyo3(signature = (handler, budget=100))]
+    fn spawn_with_mailbox(&self, handler: &Bound<'_, PyAny>, budget: usize) -> PyResult<Pid> {
+        self.pull(handler, opts(budget, None, None))
+    }
+
+    /// Spawns a push actor that is stopped (`Shutdown`) when `parent` exits.
+    #[pyo3(signature = (parent, handler, budget=100, release_gil=false))]
+    fn spawn_child(
+        &self,
+        parent: PidArg,
+        handler: &Bound<'_, PyAny>,
+        budget: usize,
+        release_gil: bool,
+    ) -> PyResult<Pid> {
+        self.push(handler, opts(budget, None, Some(parent.0)), release_gil)
+    }
+
+    /// Same as `spawn_child` (the seed's name for the budgeted form).
+    #[pyo3(signature = (parent, handler, budget=100))]
+    fn spawn_child_with_budget(
+        &self,
+        parent: PidArg,
+        handler: &Bound<'_, PyAny>,
+        budget: usize,
+    ) -> PyResult<Pid> {
+        self.push(handler, opts(budget, None, Some(parent.0)), false)
+    }
+
+    /// Spawns a pull actor that is stopped (`Shutdown`) when `parent` exits.
+    #[pyo3(signature = (parent, handler, budget=100))]
+    fn spawn_child_with_mailbox(
+        &self,
+        parent: PidArg,
+        handler: &Bound<'_, PyAny>,
+        budget: usize,
+    ) -> PyResult<Pid> {
+        self.pull(handler, opts(budget, None, Some(parent.0)))
+    }
+
+    /// Spawns `size` long-lived push workers under `parent`; returns their PIDs. Without a
+    /// handler the workers accept and drop messages.
+    #[pyo3(signature = (parent, size=4, handler=None, budget=100))]
+    fn spawn_child_pool(
+        &self,
+        py: Python<'_>,
+        parent: PidArg,
+        size: usize,
+        handler: Option<&Bound<'_, PyAny>>,
+        budget: usize,
+    ) -> PyResult<Vec<Pid>> {
+        let noop;
+        let handler = match handler {
+            Some(h) => h,
+            None => {
+                noop = py.eval(c"lambda msg: None", None, None)?;
+                &noop
+            }
+        };
+        let mut pids = Vec::with_capacity(size);
+        for _ in 0..size {
+            match self.push(handler, opts(budget, None, Some(parent.0)), false) {
+                Ok(pid) => pids.push(pid),
+                Err(e) => {
+                    for pid in pids {
+                        self.rt().stop(pid);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(pids)
+    }
+
+    /// Reserves a PID for a virtual actor that starts on its first message; with
+    /// `idle_timeout_ms` it stops (`Timeout`) after that long idle, or, with
+    /// `reactivate=True`, goes dormant and restarts on the next message.
+    #[pyo3(signature = (handler, budget=100, idle_timeout_ms=None, reactivate=false))]
+    fn spawn_virtual(
+        &self,
+        handler: &Bound<'_, PyAny>,
+        budget: usize,
+        idle_timeout_ms: Option<u64>,
+        reactivate: bool,
+    ) -> PyResult<Pid> {
+        let handler = callable(handler)?;
+        self.rt()
+            .try_spawn_virtual(
+                sync_behavior(handler),
+                budget,
+                idle_timeout_ms.map(Duration::from_millis),
+                reactivate,
+            )
+            .map_err(actor_err)
+    }
+
+    /// Spawns an actor that records every message it receives (see `get_messages`).
+    #[pyo3(signature = (budget=100))]
+    fn spawn_observed_handler(&self, budget: usize) -> PyResult<Pid> {
+        self.rt().spawn_observed_handler(budget).map_err(actor_err)
+    }
+
+    /// Spawns an observed actor and registers it under `path`.
+    #[pyo3(signature = (budget, path))]
+    fn spawn_with_path_observed(&self, py: Python<'_>, budget: usize, path: &str) -> PyResult<Pid> {
+        let pid = self
+            .rt()
+            .spawn_observed_handler(budget)
+            .map_err(actor_err)?;
+        if let Err(e) = self.rt().register_path(path, pid) {
+            touching_mailboxes(py, || self.rt().stop(pid));
+            return Err(actor_err(e));
+        }
+        Ok(pid)
+    }
+
+    /// Every message an observed actor received so far, oldest first.
+    fn get_messages<'py>(&self, py: Python<'py>, pid: PidArg) -> PyResult<Bound<'py, PyList>> {
+        let msgs = self.rt().get_messages(pid.0);
+        let items = msgs
+            .iter()
+            .map(|m| message_to_py(py, m))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)
+    }
+
+    // ----- sending ----------------------------------------------------------------------
+
+    /// Sends bytes; `True` if queued. `False` (never an exception) for unknown or dead PIDs
+    /// and for a full mailbox under `dropnew`. Under `block` it waits for room.
+    fn send(&self, py: Python<'_>, pid: PidArg, data: Payload) -> bool {
+        self.send_bytes(py, pid.0, data.0)
+    }
+
+    /// Sends bytes to the actor registered under `name`; `False` if there is none.
+    fn send_named(&self, py: Python<'_>, name: &str, data: Payload) -> bool {
+        match self.rt().whereis(name) {
+            Some(pid) => self.send_bytes(py, pid, data.0),
+            None => false,
+        }
+    }
+
+    /// Sends `data` once after `ms` milliseconds; returns the timer id.
+    fn send_after(&self, pid: PidArg, ms: u64, data: Payload) -> u64 {
+        self.rt().send_after(pid.0, ms, data.0)
+    }
+
+    /// Sends `data` every `ms` milliseconds (the first after one interval); returns the id.
+    fn send_interval(&self, pid: PidArg, ms: u64, data: Payload) -> u64 {
+        self.rt().send_interval(pid.0, ms, data.0)
+    }
+
+    /// Cancels a timer; `True` only if it was still pending.
+    fn cancel_timer(&self, timer_id: u64) -> bool {
+        self.rt().cancel_timer(timer_id)
+    }
+
+    /// Pending timers.
+    fn timer_count(&self) -> usize {
+        self.rt().timer_count()
+    }
+
+    // ----- lifecycle --------------------------------------------------------------------
+
+    /// Stops an actor (`Killed`) after the message it is handling; `False` if it was not
+    /// alive.
+    fn stop(&self, py: Python<'_>, pid: PidArg) -> bool {
+        touching_mailboxes(py, || self.rt().stop(pid.0))
+    }
+
+    /// Waits (interpreter released) until the actor has exited; returns its `ExitInfo`, or
+    /// `None` for an unknown PID or when `timeout` seconds pass.
+    #[pyo3(signature = (pid, timeout=None))]
+    fn join(
+        &self,
+        py: Python<'_>,
+        pid: PidArg,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<PyExitInfo>> {
+        let timeout = timeout_arg(timeout)?;
+        let rt = self.rt();
+        let pid = pid.0;
+        let mut unknown = false;
+        let got = wait_sliced(py, timeout, |t| {
+            let started = Instant::now();
+            let r = match t {
+                Some(t) => rt.join_timeout(pid, t),
+                None => rt.join(pid),
+            };
+            // An unknown PID answers `None` at once; a live one only when the wait passed.
+            if r.is_none() && t.is_some_and(|t| started.elapsed() < t) {
+                unknown = true;
+                return Some(None);
+            }
+            r.map(Some)
+        })?;
+        if unknown {
+            return Ok(None);
+        }
+        Ok(got.flatten().map(PyExitInfo::from))
+    }
+
+    /// The exit of an actor that already ended (recent ones are remembered); `None` if it is
+    /// alive or unknown.
+    fn exit_info(&self, pid: PidArg) -> Option<PyExitInfo> {
+        self.rt().exit_info(pid.0).map(PyExitInfo::from)
+    }
+
+    /// `True` while the actor is alive.
+    fn is_alive(&self, pid: PidArg) -> bool {
+        self.rt().is_alive(pid.0)
+    }
+
+    /// `True` for a virtual actor that is reserved but not running.
+    fn is_dormant(&self, pid: PidArg) -> bool {
+        self.rt().is_dormant(pid.0)
+    }
+
+    /// Queued user messages; `None` for unknown or dead PIDs.
+    fn mailbox_size(&self, py: Python<'_>, pid: PidArg) -> Option<usize> {
+        touching_mailboxes(py, || self.rt().mailbox_size(pid.0))
+    }
+
+    /// Sets the overflow policy of a bounded mailbox: `"dropnew"`, `"dropold"`, `"redirect"`
+    /// (needs `target`), `"spill"` (needs `target`) or `"block"`.
+    #[pyo3(signature = (pid, policy, target=None))]
+    fn set_overflow_policy(
+        &self,
+        py: Python<'_>,
+        pid: PidArg,
+        policy: &str,
+        target: Option<PidArg>,
+    ) -> PyResult<()> {
+        let policy = policy_arg(policy, target.map(|t| t.0))?;
+        if !matches!(policy, OverflowPolicy::DropNew | OverflowPolicy::DropOld) {
+            self.may_wait.store(true, Ordering::SeqCst);
+        }
+        touching_mailboxes(py, || self.rt().set_overflow_policy(pid.0, policy)).map_err(actor_err)
+    }
+
+    /// The PIDs of an actor's live children.
+    fn children_of(&self, pid: PidArg) -> Vec<Pid> {
+        self.rt().children_of(pid.0)
+    }
+
+    /// Live actors of this runtime.
+    fn actor_count(&self) -> usize {
+        self.rt().actor_count()
+    }
+
+    /// Stops every actor (`Shutdown`) and timer; waits up to `timeout` seconds (default 5)
+    /// for the exits. Returns `True` if all exited in time. Spawning fails afterwards.
+    #[pyo3(signature = (timeout=None))]
+    fn shutdown(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let timeout = timeout_arg(timeout)?.unwrap_or(Duration::from_secs(5));
+        let rt = self.rt();
+        Ok(py.detach(|| rt.shutdown_timeout(timeout)))
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.shutdown(py, None)?;
+        Ok(false)
+    }
+
+    // ----- hot swap ---------------------------------------------------------------------
+
+    /// Replaces a push actor's handler atomically; returns the new version. The actor keeps
+    /// its `release_gil` mode.
+    fn hot_swap(&self, py: Python<'_>, pid: PidArg, handler: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let handler = callable(handler)?;
+        let behavior = match self.gil.mode_of(pid.0) {
+            Some(gate) => blocking_behavior(handler, self.rt().handle().clone(), gate),
+            None => sync_behavior(handler),
+        };
+        // Released: the swap may drop old handlers, which must not run Python code under
+        // the history lock.
+        py.detach(|| self.rt().hot_swap_behavior(pid.0, behavior))
+            .map_err(actor_err)
+    }
+
+    /// The version of the actor's current handler (the first is 1); `None` if it is not a
+    /// live push actor.
+    fn behavior_version(&self, pid: PidArg) -> Option<u64> {
+        self.rt().behavior_version(pid.0)
+    }
+
+    /// Goes back `steps` handlers in the actor's history; returns the version now current.
+    #[pyo3(signature = (pid, steps=1))]
+    fn rollback_behavior(&self, py: Python<'_>, pid: PidArg, steps: usize) -> PyResult<u64> {
+        py.detach(|| self.rt().rollback_behavior(pid.0, steps))
+            .map_err(actor_err)
+    }
+
+    // ----- names and paths --------------------------------------------------------------
+
+    /// Registers `name` for `pid`; raises `RegistryError` if a live actor holds it.
+    fn register(&self, name: &str, pid: PidArg) -> PyResult<()> {
+        self.rt().register(name, pid.0).map_err(actor_err)
+    }
+
+    /// Removes a name; returns the PID it named.
+    fn unregister(&self, name: &str) -> Option<Pid> {
+        self.rt().unregister(name)
+    }
+
+    /// The PID registered under `name`, or `None`.
+    fn whereis(&self, name: &str) -> Option<Pid> {
+        self.rt().whereis(name)
+    }
+
+    /// Same as `whereis`.
+    fn resolve(&self, name: &str) -> Option<Pid> {
+        self.rt().resolve(name)
+    }
+
+    /// Registers a hierarchical path such as `"/svc/payment/processor"`; a malformed path
+    /// raises `InvalidPathError` (a `ValueError`).
+    fn register_path(&self, path: &str, pid: PidArg) -> PyResult<()> {
+        self.rt().register_path(path, pid.0).map_err(actor_err)
+    }
+
+    /// Removes a path; returns the PID it named.
+    fn unregister_path(&self, path: &str) -> Option<Pid> {
+        self.rt().unregister_path(path)
+    }
+
+    /// The PID registered under `path`, or `None`.
+    fn whereis_path(&self, path: &str) -> Option<Pid> {
+        self.rt().whereis_path(path)
+    }
+
+    /// Every registration below `prefix` as `(path, pid)`, sorted by path.
+    fn list_children(&self, prefix: &str) -> PyResult<Vec<(String, Pid)>> {
+        self.rt().list_children(prefix).map_err(actor_err)
+    }
+
+    /// The registrations exactly one level below `prefix`, sorted by path.
+    fn list_children_direct(&self, prefix: &str) -> PyResult<Vec<(String, Pid)>> {
+        self.rt().list_children_direct(prefix).map_err(actor_err)
+    }
+
+    // ----- configuration ----------------------------------------------------------------
+
+    /// `release_gil=True` actors: up to `max_threads` get blocking calls of their own; past
+    /// that they share `gil_pool_size` slots (or, when strict, spawning fails).
+    fn set_release_gil_limits(&self, max_threads: usize, gil_pool_size: usize) -> PyResult<()> {
+        if gil_pool_size == 0 {
+            return Err(err(Kind::Config, "gil_pool_size must be at least 1"));
+        }
+        self.gil.set_limits(max_threads, gil_pool_size);
+        Ok(())
+    }
+
+    /// When `True`, `spawn(..., release_gil=True)` raises `SpawnError` past the
+    /// `max_threads` cap instead of using the shared pool.
+    fn set_release_gil_strict(&self, strict: bool) {
+        self.gil.set_strict(strict);
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Runtime(actors={})", self.rt().actor_count())
+    }
+}

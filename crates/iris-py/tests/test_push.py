@@ -1,0 +1,213 @@
+"""Push actors: delivery, order, STOP, crashes, payload types, bad input."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+import iris
+
+
+def test_handler_gets_bytes_in_order(rt, until):
+    got = []
+    pid = rt.spawn(got.append)
+    for i in range(500):
+        assert rt.send(pid, str(i).encode())
+    assert until(lambda: len(got) == 500)
+    assert got == [str(i).encode() for i in range(500)]
+    assert all(type(m) is bytes for m in got)
+
+
+@pytest.mark.parametrize("release_gil", [False, True])
+def test_one_at_a_time_and_in_order_in_every_mode(rt, until, release_gil):
+    got = []
+    busy = []
+    overlap = []
+
+    def handler(msg):
+        if busy:
+            overlap.append(msg)
+        busy.append(1)
+        got.append(int(msg))
+        busy.pop()
+
+    pid = rt.spawn(handler, budget=7, release_gil=release_gil)
+    for i in range(300):
+        rt.send(pid, str(i).encode())
+    assert until(lambda: len(got) == 300)
+    assert got == list(range(300))
+    assert overlap == []
+
+
+def test_release_gil_runs_off_the_calling_thread(rt, until):
+    idents = []
+    pid = rt.spawn(lambda m: idents.append(threading.get_ident()), release_gil=True)
+    rt.send(pid, b"ping")
+    assert until(lambda: idents)
+    assert idents[0] != threading.get_ident()
+
+
+def test_bytes_like_payloads_are_copied(rt, until):
+    got = []
+    pid = rt.spawn(got.append)
+    buf = bytearray(b"abc")
+    assert rt.send(pid, b"bytes")
+    assert rt.send(pid, buf)
+    assert rt.send(pid, memoryview(b"view"))
+    assert rt.send(pid, memoryview(b"0123456789")[2:8:2])
+    import array
+
+    assert rt.send(pid, array.array("B", [1, 2, 3]))
+    buf[0] = ord("X")
+    assert until(lambda: len(got) == 5)
+    assert got == [b"bytes", b"abc", b"view", b"246", b"\x01\x02\x03"]
+
+
+def test_huge_payload(rt, until):
+    sizes = []
+    pid = rt.spawn(lambda m: sizes.append(len(m)))
+    assert rt.send(pid, b"\xab" * (16 * 1024 * 1024))
+    assert until(lambda: sizes == [16 * 1024 * 1024])
+
+
+def test_returning_stop_ends_the_actor_normally(rt):
+    def handler(msg):
+        if msg == b"quit":
+            return iris.STOP
+        return None
+
+    pid = rt.spawn(handler)
+    rt.send(pid, b"work")
+    rt.send(pid, b"quit")
+    info = rt.join(pid, timeout=5)
+    assert info is not None
+    assert info.reason == "Normal"
+    assert info.metadata is None
+    assert not rt.is_alive(pid)
+    assert rt.send(pid, b"late") is False
+
+
+def test_exception_crashes_only_that_actor_with_traceback(rt, until):
+    def bad(msg):
+        raise ValueError("boom " + msg.decode())
+
+    ok = []
+    pid = rt.spawn(bad)
+    other = rt.spawn(ok.append)
+    rt.send(pid, b"x")
+    info = rt.join(pid, timeout=5)
+    assert info.reason == "Crash"
+    assert "ValueError: boom x" in info.metadata
+    assert "Traceback (most recent call last)" in info.metadata
+    assert "in bad" in info.metadata
+    rt.send(other, b"still here")
+    assert until(lambda: ok == [b"still here"])
+    assert rt.is_alive(other)
+
+
+def test_base_exceptions_crash_too(rt):
+    def bad(msg):
+        raise KeyboardInterrupt
+
+    pid = rt.spawn(bad)
+    rt.send(pid, b"x")
+    assert rt.join(pid, timeout=5).reason == "Crash"
+
+
+def test_wrong_types_raise_type_error(rt):
+    pid = rt.spawn(lambda m: None)
+    with pytest.raises(TypeError):
+        rt.send(pid, "text is not bytes")
+    with pytest.raises(TypeError):
+        rt.send(pid, 12)
+    with pytest.raises(TypeError):
+        rt.send("pid", b"x")
+    with pytest.raises(TypeError):
+        rt.spawn(42)
+    with pytest.raises(TypeError):
+        rt.spawn(lambda m: None, budget="lots")
+    with pytest.raises(TypeError):
+        rt.is_alive(None)
+
+
+def test_dead_and_unknown_pids_answer_false_or_none(rt):
+    for pid in (0, -1, 2**70, 987654321987):
+        assert rt.send(pid, b"x") is False
+        assert rt.is_alive(pid) is False
+        assert rt.mailbox_size(pid) is None
+        assert rt.stop(pid) is False
+        assert rt.join(pid) is None
+        assert rt.behavior_version(pid) is None
+        assert rt.exit_info(pid) is None
+        assert rt.children_of(pid) == []
+
+
+def test_stop_kills_after_current_message(rt, until):
+    started = threading.Event()
+    release = threading.Event()
+    got = []
+
+    def slow(msg):
+        started.set()
+        release.wait(5)
+        got.append(msg)
+
+    pid = rt.spawn(slow, release_gil=True)
+    rt.send(pid, b"1")
+    rt.send(pid, b"2")
+    assert started.wait(5)
+    assert rt.stop(pid) is True
+    assert rt.send(pid, b"3") is False
+    release.set()
+    assert rt.join(pid, timeout=5).reason == "Killed"
+    assert got == [b"1"]
+
+
+def test_join_timeout_on_a_live_actor(rt):
+    pid = rt.spawn(lambda m: None)
+    assert rt.join(pid, timeout=0.05) is None
+    assert rt.is_alive(pid)
+    with pytest.raises(ValueError):
+        rt.join(pid, timeout=-1)
+
+
+def test_many_actors_and_count(rt):
+    pids = [rt.spawn(lambda m: None) for _ in range(100)]
+    assert len(set(pids)) == 100
+    assert all(p > 0 for p in pids)
+    assert rt.actor_count() >= 100
+
+
+def test_pids_are_unique_across_runtimes():
+    a, b = iris.Runtime(), iris.Runtime()
+    try:
+        pa = {a.spawn(lambda m: None) for _ in range(10)}
+        pb = {b.spawn(lambda m: None) for _ in range(10)}
+        assert not pa & pb
+        assert all(p < 2**53 for p in pa | pb)
+    finally:
+        a.shutdown()
+        b.shutdown()
+
+
+def test_context_manager_stops_actors():
+    with iris.Runtime() as rt:
+        pid = rt.spawn(lambda m: None)
+        assert rt.is_alive(pid)
+    assert not rt.is_alive(pid)
+    with pytest.raises(iris.SpawnError):
+        rt.spawn(lambda m: None)
+
+
+def test_budget_keeps_a_flooded_actor_from_starving_others(rt, until):
+    order = []
+    flood = rt.spawn(lambda m: order.append("flood"), budget=10)
+    idle = [rt.spawn(lambda m: order.append("idle"), budget=10) for _ in range(100)]
+    for _ in range(20000):
+        rt.send(flood, b"f")
+    for p in idle:
+        rt.send(p, b"i")
+    assert until(lambda: len(order) == 20100, timeout=30)
+    last_idle = max(i for i, who in enumerate(order) if who == "idle")
+    assert last_idle < len(order) - 1, "the idle actors waited for the whole flood"
