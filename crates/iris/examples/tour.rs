@@ -222,6 +222,49 @@ fn main() {
         rt.join(sup).unwrap().reason
     );
 
+    // 9. The mesh: a second node on loopback, an authenticated connection, a remote actor
+    //    reached through a local proxy PID, and its crash seen here.
+    let cookie = Some(b"tour-cookie".to_vec());
+    let remote = Runtime::new();
+    let config = iris::MeshConfig {
+        heartbeat: Duration::from_millis(200),
+        cookie,
+        ..Default::default()
+    };
+    remote.set_mesh_config(config.clone());
+    rt.set_mesh_config(config);
+    let greeter = remote.spawn_fn(
+        |m| match m {
+            Message::User(b) if &b[..] == b"crash" => Err("remote crash"),
+            Message::User(b) => {
+                println!("[mesh] node B got {:?}", String::from_utf8_lossy(&b));
+                Ok(())
+            }
+            _ => Ok(()),
+        },
+        10,
+    );
+    remote.register("greeter", greeter).unwrap();
+    let addr = remote.listen("127.0.0.1:0").unwrap().to_string();
+    println!("[mesh] node B listens on {addr}");
+    let proxy = rt
+        .resolve_remote_blocking(&addr, "greeter")
+        .unwrap()
+        .expect("registered on B");
+    println!("[mesh] node A resolved \"greeter\" to local proxy pid {proxy}");
+    rt.send(proxy, Message::User(Bytes::from_static(b"hello from A")))
+        .unwrap();
+    rt.monitor_remote_blocking(&addr, greeter).unwrap();
+    rt.send(proxy, Message::User(Bytes::from_static(b"crash")))
+        .unwrap();
+    let info = rt.join(proxy).unwrap();
+    println!(
+        "[mesh] the remote actor crashed; its proxy on A exited with {} ({})",
+        info.reason,
+        info.metadata.unwrap_or_default()
+    );
+    remote.shutdown();
+
     rt.shutdown();
     println!("== done ==");
 }
