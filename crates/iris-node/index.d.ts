@@ -193,6 +193,43 @@ export declare class NodeRuntime {
   removePathSupervisor(path: string): boolean
   /** Spawns an observed actor registered under `path`. */
   spawnWithPathObserved(budget: number, path: string): number
+  /**
+   * Starts accepting mesh connections on `addr` (default `"127.0.0.1:0"`, a free port);
+   * resolves with the bound address. A bind failure rejects with `ERR_IRIS_BIND`.
+   */
+  listen(addr?: string | undefined | null): Promise<string>
+  /** Stops accepting mesh connections; `false` if this node was not listening. */
+  closeListener(): boolean
+  /**
+   * Resolves `name` on the node at `addr`: a local proxy PID (sends to it go to the remote
+   * actor), or `null` if the name is not registered there.
+   */
+  resolveRemote(addr: string, name: string): Promise<number | null>
+  /**
+   * Sends to `pid` on the node at `addr`: a proxy from `resolveRemote` (delivered like any
+   * local send, in order) or the remote node's own PID number. `false` when the node
+   * cannot be reached. The first send to a node not yet connected waits for the
+   * connection (bounded by the mesh's I/O timeout); `resolveRemote` first avoids that.
+   */
+  sendRemote(addr: string, pid: number, data: Buffer | Uint8Array): boolean
+  /**
+   * Watches the actor `pid` on the node at `addr`; resolves with its local proxy, which
+   * exits with the remote actor's reason (or `Disconnect`), so `monitor`/`link` on the
+   * proxy observe the remote actor.
+   */
+  monitorRemote(addr: string, pid: number): Promise<number>
+  /**
+   * Links the local actor `local` with `pid` on the node at `addr`; resolves with the
+   * proxy.
+   */
+  linkRemote(local: number, addr: string, pid: number): Promise<number>
+  /**
+   * `true` if the node at `addr` completes a handshake and answers a ping within
+   * `timeoutMs` (default 1000).
+   */
+  isNodeUp(addr: string, timeoutMs?: number): Promise<boolean>
+  /** The address this node listens on, or `null`. */
+  listenAddr(): string | null
   /** Number of live actors. */
   actorCount(): number
   /**

@@ -528,3 +528,30 @@ impl ToNapiValue for Exit {
         }
     }
 }
+
+/// The result of async work: the value, or an error made (with its `code`) on the JS thread.
+pub enum Outcome<T> {
+    /// The value.
+    Ok(T),
+    /// A failure: `code` and message.
+    Err(&'static str, String),
+}
+
+impl<T> TypeName for Outcome<T> {
+    fn type_name() -> &'static str {
+        "unknown"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
+}
+
+impl<T: ToNapiValue> ToNapiValue for Outcome<T> {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
+        match val {
+            // SAFETY: on the JS thread, with its env.
+            Outcome::Ok(v) => unsafe { T::to_napi_value(env, v) },
+            Outcome::Err(code, msg) => Err(coded(env, Kind::Error, code, &msg)),
+        }
+    }
+}

@@ -8,8 +8,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use iris::{
-    ActorError, ExitInfo, ExitReason, Factory, Message, Pid, Receiver, RegistryError, Runtime,
-    SpawnOptions, Strategy, TryRecvError,
+    ActorError, ExitInfo, ExitReason, Factory, MeshError, Message, Pid, Receiver, RegistryError,
+    Runtime, SpawnOptions, Strategy, TryRecvError,
 };
 use napi::bindgen_prelude::{JsObjectValue, Object, ToNapiValue};
 use napi::{Env, JsValue, Result};
@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use crate::dispatch::{Called, Dispatcher, Job, JsFn, Lane, call};
 use crate::js::{
-    self, Count, Exit, Handler, Kind, Payload, Pid as PidArg, Received, Seconds, Wrapped,
+    self, Count, Exit, Handler, Kind, Outcome, Payload, Pid as PidArg, Received, Seconds, Wrapped,
 };
 use crate::{args, lock};
 
@@ -57,6 +57,23 @@ fn strategy_of(env: &Env, name: Option<String>) -> Result<Strategy> {
                 format!("unknown strategy `{n}`; expected restartone, restartall or restforone");
             js::coded(env.raw(), Kind::Error, "ERR_IRIS_INVALID_STRATEGY", &msg)
         }),
+    }
+}
+
+fn mesh_code(e: &MeshError) -> &'static str {
+    match e {
+        MeshError::Bind(_) => "ERR_IRIS_BIND",
+        MeshError::Handshake(_) | MeshError::Cookie(_) => "ERR_IRIS_HANDSHAKE",
+        MeshError::Timeout => "ERR_IRIS_TIMEOUT",
+        MeshError::Unreachable(_) | MeshError::Io(_) => "ERR_IRIS_UNREACHABLE",
+        _ => "ERR_IRIS_MESH",
+    }
+}
+
+fn mesh<T, U>(r: std::result::Result<T, MeshError>, f: impl FnOnce(T) -> U) -> Outcome<U> {
+    match r {
+        Ok(v) => Outcome::Ok(f(v)),
+        Err(e) => Outcome::Err(mesh_code(&e), e.to_string()),
     }
 }
 
@@ -764,6 +781,84 @@ impl NodeRuntime {
             .map_err(|e| actor_error(&env, &e))
     }
 
+    // ----- the mesh ----------------------------------------------------------------------
+
+    /// Starts accepting mesh connections on `addr` (default `"127.0.0.1:0"`, a free port);
+    /// resolves with the bound address. A bind failure rejects with `ERR_IRIS_BIND`.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn listen(&self, addr: Option<String>) -> Result<Outcome<String>> {
+        let addr = addr.unwrap_or_else(|| "127.0.0.1:0".to_owned());
+        Ok(mesh(self.rt.listen(&addr), |a| a.to_string()))
+    }
+
+    /// Stops accepting mesh connections; `false` if this node was not listening.
+    #[napi]
+    pub fn close_listener(&self) -> bool {
+        self.rt.close_listener()
+    }
+
+    /// Resolves `name` on the node at `addr`: a local proxy PID (sends to it go to the remote
+    /// actor), or `null` if the name is not registered there.
+    #[napi(ts_return_type = "Promise<number | null>")]
+    pub async fn resolve_remote(&self, addr: String, name: String) -> Result<Outcome<Option<f64>>> {
+        let r = self.rt.resolve_remote(&addr, &name).await;
+        Ok(mesh(r, |p| p.map(|p| p as f64)))
+    }
+
+    /// Sends to `pid` on the node at `addr`: a proxy from `resolveRemote` (delivered like any
+    /// local send, in order) or the remote node's own PID number. `false` when the node
+    /// cannot be reached. The first send to a node not yet connected waits for the
+    /// connection (bounded by the mesh's I/O timeout); `resolveRemote` first avoids that.
+    #[napi(ts_args_type = "addr: string, pid: number, data: Buffer | Uint8Array")]
+    pub fn send_remote(&self, addr: String, pid: PidArg, data: Payload) -> bool {
+        self.rt.send_remote(&addr, pid.0, data.0)
+    }
+
+    /// Watches the actor `pid` on the node at `addr`; resolves with its local proxy, which
+    /// exits with the remote actor's reason (or `Disconnect`), so `monitor`/`link` on the
+    /// proxy observe the remote actor.
+    #[napi(
+        ts_args_type = "addr: string, pid: number",
+        ts_return_type = "Promise<number>"
+    )]
+    pub async fn monitor_remote(&self, addr: String, pid: PidArg) -> Result<Outcome<f64>> {
+        let r = self.rt.monitor_remote(&addr, pid.0).await;
+        Ok(mesh(r, |p| p as f64))
+    }
+
+    /// Links the local actor `local` with `pid` on the node at `addr`; resolves with the
+    /// proxy.
+    #[napi(
+        ts_args_type = "local: number, addr: string, pid: number",
+        ts_return_type = "Promise<number>"
+    )]
+    pub async fn link_remote(
+        &self,
+        local: PidArg,
+        addr: String,
+        pid: PidArg,
+    ) -> Result<Outcome<f64>> {
+        let r = self.rt.link_remote(local.0, &addr, pid.0).await;
+        Ok(mesh(r, |p| p as f64))
+    }
+
+    /// `true` if the node at `addr` completes a handshake and answers a ping within
+    /// `timeoutMs` (default 1000).
+    #[napi(ts_args_type = "addr: string, timeoutMs?: number")]
+    pub async fn is_node_up(&self, addr: String, timeout_ms: Option<Count>) -> Result<bool> {
+        let rt = self.rt.clone();
+        let t = Duration::from_millis(timeout_ms.map_or(1000, |c| c.0));
+        Ok(tokio::task::spawn_blocking(move || rt.is_node_up(&addr, t))
+            .await
+            .unwrap_or(false))
+    }
+
+    /// The address this node listens on, or `null`.
+    #[napi]
+    pub fn listen_addr(&self) -> Option<String> {
+        self.rt.listen_addr().map(|a| a.to_string())
+    }
+
     /// Number of live actors.
     #[napi]
     pub fn actor_count(&self) -> f64 {
@@ -776,6 +871,7 @@ impl NodeRuntime {
     pub fn close(&self) {
         if !self.closed.swap(true, Ordering::AcqRel) {
             // Waiting here would block the JS thread that pending handlers need.
+            self.rt.close_listener();
             self.rt.shutdown_timeout(Duration::ZERO);
         }
     }
@@ -784,6 +880,7 @@ impl NodeRuntime {
     #[napi]
     pub async fn shutdown(&self) -> Result<bool> {
         self.closed.store(true, Ordering::Release);
+        self.rt.close_listener();
         self.rt.shutdown_timeout(Duration::ZERO);
         let rt = self.rt.clone();
         let waited = tokio::time::timeout(Duration::from_secs(5), async move {
