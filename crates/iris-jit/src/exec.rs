@@ -19,6 +19,9 @@ use crate::value::{Arg, DType, ReturnType, Ty, Value, VecOut};
 /// Default iteration cap of `sum_while` / `any_while` / `all_while`.
 pub const DEFAULT_SUM_WHILE_CAP: u64 = 100_000_000;
 
+/// Stack size of compiler threads.
+const COMPILE_STACK: usize = 64 << 20;
+
 /// Element count from which element-wise calls and fast-math sums use all cores.
 const PARALLEL_MIN: usize = 1 << 16;
 
@@ -476,29 +479,31 @@ impl CompiledExpr {
             vec![self.opts.opt_level]
         };
         let cap = self.opts.sum_while_cap;
-        let kernels: Vec<Result<Kernel, crate::error::CompileError>> = if levels.len() == 1 {
-            vec![codegen::compile(&prog, levels[0], cap, map)]
-        } else {
-            std::thread::scope(|s| {
-                let hs: Vec<_> = levels
-                    .iter()
-                    .map(|l| {
-                        let prog = &prog;
-                        let l = *l;
-                        s.spawn(move || codegen::compile(prog, l, cap, map))
-                    })
-                    .collect();
-                hs.into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(crate::error::CompileError::Codegen(
-                                "compiler thread panicked".into(),
-                            ))
-                        })
-                    })
-                    .collect()
-            })
-        };
+        // Each variant compiles on its own thread (in parallel), with a stack large enough for
+        // Cranelift and the recursive code generator on the deepest accepted expression.
+        let kernels: Vec<Result<Kernel, crate::error::CompileError>> = std::thread::scope(|s| {
+            let hs: Vec<_> = levels
+                .iter()
+                .map(|l| {
+                    let prog = &prog;
+                    let l = *l;
+                    std::thread::Builder::new()
+                        .name("iris-jit-compile".into())
+                        .stack_size(COMPILE_STACK)
+                        .spawn_scoped(s, move || codegen::compile(prog, l, cap, map))
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| match h {
+                    Ok(h) => h.join().unwrap_or_else(|_| {
+                        Err(crate::error::CompileError::Codegen(
+                            "compiler thread panicked".into(),
+                        ))
+                    }),
+                    Err(e) => Err(crate::error::CompileError::Codegen(e.to_string())),
+                })
+                .collect()
+        });
         let mut variants = Vec::new();
         for (k, l) in kernels.into_iter().zip(levels) {
             variants.push(Variant {

@@ -7,7 +7,7 @@ use crate::rt::MathFn;
 use crate::value::{DType, Ty, Value};
 
 /// Deepest AST the lowering accepts (the parser stops earlier; programmatic ASTs may not).
-const MAX_LOWER_DEPTH: usize = 400;
+const MAX_LOWER_DEPTH: usize = 256;
 
 /// How one parameter is passed to a specialization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -245,11 +245,59 @@ pub(crate) fn lower(e: &Expr, params: &[String], sig: &[PKind]) -> Result<Progra
         slots: Vec::new(),
     };
     let root = l.body(e, 0)?;
+    if [&root.value]
+        .into_iter()
+        .chain(root.bind.as_ref().map(|b| &b.1))
+        .chain(root.control.as_ref().map(|c| &c.1))
+        .any(|n| too_deep(n, MAX_IR_DEPTH))
+    {
+        return Err(unsupported("expression nested too deeply"));
+    }
     Ok(Program {
         root,
         slots: l.slots,
         sig: sig.to_vec(),
     })
+}
+
+/// Deepest typed IR accepted: every later pass (optimizer, interpreter, codegen) recurses.
+const MAX_IR_DEPTH: usize = 160;
+
+fn children(n: &Node) -> Vec<&Node> {
+    match &n.k {
+        K::Const(_) | K::Param(_) | K::Local(_) => vec![],
+        K::Un(_, a) => vec![a],
+        K::Let(_, a, b) | K::Bin(_, a, b) | K::Cmp(_, _, a, b) | K::And(a, b) | K::Or(a, b) => {
+            vec![a, b]
+        }
+        K::RangeSum(_, a, b) => vec![a, b],
+        K::Select(c, a, b) => vec![c, a, b],
+        K::Fail(args, _) => args.iter().collect(),
+        K::Loop(l) => {
+            let mut v: Vec<&Node> = match &l.src {
+                LoopSrc::Range(a, b, c) => vec![a, b, c],
+                LoopSrc::Container { .. } => vec![],
+                LoopSrc::While { init, cond, step } => vec![init, cond, step],
+            };
+            v.extend(l.filter.iter());
+            v.extend(l.body.bind.as_ref().map(|b| &b.1));
+            v.extend(l.body.control.as_ref().map(|c| &c.1));
+            v.push(&l.body.value);
+            v
+        }
+    }
+}
+
+/// Whether the tree under `root` is deeper than `max` (iterative, so it cannot overflow).
+fn too_deep(root: &Node, max: usize) -> bool {
+    let mut stack = vec![(root, 1usize)];
+    while let Some((n, d)) = stack.pop() {
+        if d > max {
+            return true;
+        }
+        stack.extend(children(n).into_iter().map(|c| (c, d + 1)));
+    }
+    false
 }
 
 /// Parameters iterated as containers (`for v in x`, `sum(x)`), found without type information.
@@ -462,6 +510,10 @@ impl Lower<'_> {
             }
             Expr::Compare(first, rest) => self.compare(first, rest, d)?,
             Expr::BoolOp(kind, values) => {
+                // lowered as a right-nested chain: as deep as it is long
+                if d + values.len() > MAX_LOWER_DEPTH {
+                    return Err(unsupported("expression nested too deeply"));
+                }
                 let nodes = values
                     .iter()
                     .map(|v| self.expr(v, d))
@@ -746,6 +798,9 @@ impl Lower<'_> {
             "min" | "max" => {
                 if n < 2 {
                     return Err(arity(func, "at least 2", n));
+                }
+                if d + 2 * n > MAX_LOWER_DEPTH {
+                    return Err(unsupported("too many arguments"));
                 }
                 let op = if func == "min" { CmpOp::Lt } else { CmpOp::Gt };
                 let mut acc = self.expr(&args[0], d)?;

@@ -261,6 +261,9 @@ impl Parser {
             self.skip_separators();
             self.eat_kw("return");
             lets.push((name, value));
+            if lets.len() > MAX_DEPTH {
+                return Err(err(self.pos(), "too many assignments"));
+            }
         }
         let mut body = self.test()?;
         self.skip_separators();
@@ -671,6 +674,8 @@ mod tests {
         let src = "-".repeat(10_000) + "1";
         assert!(parse(&src).is_err());
         let src = "not ".repeat(10_000) + "1";
+        assert!(parse(&src).is_err());
+        let src = "x = 1\n".repeat(100_000) + "x";
         assert!(parse(&src).is_err());
         let src = "1+".repeat(100_000) + "1";
         assert!(parse(&src).is_err());

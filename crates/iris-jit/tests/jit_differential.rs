@@ -148,7 +148,7 @@ fn same(a: &Result<Value, JitError>, b: &Result<Value, JitError>) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn jit_variants_agree_with_the_interpreter(

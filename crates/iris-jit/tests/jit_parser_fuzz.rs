@@ -21,3 +21,28 @@ proptest! {
         let _ = Jit::compile(&src, &["x", "y"], &CompileOptions::default());
     }
 }
+
+#[test]
+fn long_flat_constructs_are_rejected_or_compiled_without_overflow() {
+    let quantum = CompileOptions::default().quantum(true);
+    for n in [10, 150, 5000] {
+        for src in [
+            vec!["x"; n].join(" and "),
+            format!("min({})", vec!["x"; n].join(", ")),
+            format!("{} < 1", vec!["x"; n].join(" < ")),
+            vec!["x"; n].join(" + "),
+        ] {
+            match Jit::compile(&src, &["x"], &quantum) {
+                Ok(f) => {
+                    let x = iris_jit::Value::F64(0.5);
+                    assert!(f.call_scalar(&[x]).is_ok(), "{n}");
+                    assert_eq!(
+                        f.interpret(&[iris_jit::Arg::Scalar(x)]),
+                        f.call_scalar(&[x])
+                    );
+                }
+                Err(e) => assert!(n > 100, "{n}: {e}"),
+            }
+        }
+    }
+}
