@@ -23,10 +23,12 @@ pub(crate) enum Kind {
     InvalidPath,
     /// `ConfigError`: a bad capacity, policy or limit (also a `ValueError`).
     Config,
+    /// `MeshError`: a mesh operation failed (bind, connect, handshake, timeout).
+    Mesh,
 }
 
 /// `(name, parent, also a ValueError, doc)` for every kind, parents first.
-const CLASSES: [(Kind, &str, Option<Kind>, bool, &str); 7] = [
+const CLASSES: [(Kind, &str, Option<Kind>, bool, &str); 8] = [
     (
         Kind::Iris,
         "IrisError",
@@ -75,6 +77,13 @@ const CLASSES: [(Kind, &str, Option<Kind>, bool, &str); 7] = [
         Some(Kind::Iris),
         true,
         "A bad capacity, overflow policy, limit or argument.",
+    ),
+    (
+        Kind::Mesh,
+        "MeshError",
+        Some(Kind::Iris),
+        false,
+        "A mesh operation failed (bind, connect, handshake, timeout).",
     ),
 ];
 

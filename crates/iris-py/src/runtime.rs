@@ -4,7 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use iris::{ExitInfo, ExitReason, Message, OverflowPolicy, Pid, SpawnOptions};
+use iris::{
+    ExitInfo, ExitReason, Factory, MeshError, Message, OverflowPolicy, Pid, SpawnOptions, Strategy,
+    parse_strategy,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
@@ -44,6 +47,35 @@ fn callable(handler: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
             handler.get_type().name()?
         )))
     }
+}
+
+fn strategy_arg(name: &str) -> PyResult<Strategy> {
+    parse_strategy(name).ok_or_else(|| {
+        err(
+            Kind::Config,
+            format!(
+                "unknown strategy {name:?}; expected \"restartone\", \"restartall\" or \"restforone\""
+            ),
+        )
+    })
+}
+
+fn mesh_err(e: MeshError) -> PyErr {
+    err(Kind::Mesh, e.to_string())
+}
+
+/// A Python factory for supervisors: called (with the interpreter) only to restart a child;
+/// it must return the new PID.
+fn py_factory(factory: Py<PyAny>) -> Factory {
+    Arc::new(move || {
+        Python::attach(|py| {
+            factory
+                .bind(py)
+                .call0()
+                .and_then(|pid| pid.extract::<Pid>())
+                .map_err(|e| format_exception(py, &e))
+        })
+    })
 }
 
 fn capacity_arg(capacity: usize) -> PyResult<usize> {
@@ -294,15 +326,8 @@ impl PyRuntime {
     /// Spawns an observed actor and registers it under `path`.
     #[pyo3(signature = (budget, path))]
     fn spawn_with_path_observed(&self, py: Python<'_>, budget: usize, path: &str) -> PyResult<Pid> {
-        let pid = self
-            .rt()
-            .spawn_observed_handler(budget)
-            .map_err(actor_err)?;
-        if let Err(e) = self.rt().register_path(path, pid) {
-            touching_mailboxes(py, || self.rt().stop(pid));
-            return Err(actor_err(e));
-        }
-        Ok(pid)
+        py.detach(|| self.rt().spawn_with_path_observed(budget, path))
+            .map_err(actor_err)
     }
 
     /// Every message an observed actor received so far, oldest first.
@@ -533,6 +558,178 @@ impl PyRuntime {
     /// The registrations exactly one level below `prefix`, sorted by path.
     fn list_children_direct(&self, prefix: &str) -> PyResult<Vec<(String, Pid)>> {
         self.rt().list_children_direct(prefix).map_err(actor_err)
+    }
+
+    // ----- links and monitors -----------------------------------------------------------
+
+    /// Links two actors: when one exits abnormally the other is killed, unless it traps
+    /// exits, in which case it receives an `EXIT` system message.
+    fn link(&self, py: Python<'_>, a: PidArg, b: PidArg) -> PyResult<()> {
+        py.detach(|| self.rt().link(a.0, b.0)).map_err(actor_err)
+    }
+
+    /// Removes a link; `False` if there was none.
+    fn unlink(&self, py: Python<'_>, a: PidArg, b: PidArg) -> bool {
+        py.detach(|| self.rt().unlink(a.0, b.0))
+    }
+
+    /// With `trap=True` the actor receives linked exits as `EXIT` messages instead of dying.
+    #[pyo3(signature = (pid, trap=true))]
+    fn trap_exit(&self, py: Python<'_>, pid: PidArg, trap: bool) -> PyResult<()> {
+        py.detach(|| self.rt().trap_exit(pid.0, trap))
+            .map_err(actor_err)
+    }
+
+    /// `watcher` receives a `DOWN` system message when `target` exits (at once, with reason
+    /// `"noproc"`, if it is already gone). Returns the monitor reference.
+    fn monitor(&self, py: Python<'_>, watcher: PidArg, target: PidArg) -> PyResult<u64> {
+        py.detach(|| self.rt().monitor(watcher.0, target.0))
+            .map_err(actor_err)
+    }
+
+    /// Removes a monitor; `False` if it already fired or never existed.
+    fn demonitor(&self, py: Python<'_>, monitor_ref: u64) -> bool {
+        py.detach(|| self.rt().demonitor(monitor_ref))
+    }
+
+    // ----- supervision ------------------------------------------------------------------
+
+    /// Watches `pid` under the runtime's root supervisor (no restarts: no factory).
+    /// Strategies: `"restartone"`, `"restartall"`, `"restforone"`.
+    #[pyo3(signature = (pid, strategy="restartone"))]
+    fn watch(&self, py: Python<'_>, pid: PidArg, strategy: &str) -> PyResult<()> {
+        let strategy = strategy_arg(strategy)?;
+        py.detach(|| self.rt().watch(pid.0, strategy))
+            .map_err(actor_err)
+    }
+
+    /// Supervises `pid` under the root supervisor; after a failure `factory()` is called to
+    /// start the replacement and must return its PID. It is never called at registration.
+    #[pyo3(signature = (pid, factory, strategy="restartone"))]
+    fn supervise_with_factory(
+        &self,
+        py: Python<'_>,
+        pid: PidArg,
+        factory: &Bound<'_, PyAny>,
+        strategy: &str,
+    ) -> PyResult<()> {
+        let strategy = strategy_arg(strategy)?;
+        let factory = py_factory(callable(factory)?);
+        py.detach(|| self.rt().supervise_with_factory(pid.0, factory, strategy))
+            .map_err(actor_err)
+    }
+
+    /// PIDs supervised by the root supervisor.
+    fn child_pids(&self, py: Python<'_>) -> Vec<Pid> {
+        py.detach(|| self.rt().child_pids())
+    }
+
+    /// Number of actors supervised by the root supervisor.
+    fn children_count(&self, py: Python<'_>) -> usize {
+        py.detach(|| self.rt().children_count())
+    }
+
+    /// Watches the actors registered one level below `prefix`; returns their PIDs.
+    fn watch_path(&self, py: Python<'_>, prefix: &str) -> PyResult<Vec<Pid>> {
+        py.detach(|| self.rt().watch_path(prefix))
+            .map_err(actor_err)
+    }
+
+    /// Creates (or returns) the supervisor scoped to `path`; returns its PID.
+    fn create_path_supervisor(&self, py: Python<'_>, path: &str) -> PyResult<Pid> {
+        py.detach(|| self.rt().create_path_supervisor(path))
+            .map_err(actor_err)
+    }
+
+    /// Watches `pid` under the path supervisor of `path`.
+    fn path_supervisor_watch(&self, py: Python<'_>, path: &str, pid: PidArg) -> PyResult<()> {
+        py.detach(|| self.rt().path_supervisor_watch(path, pid.0))
+            .map_err(actor_err)
+    }
+
+    /// Supervises `pid` under the path supervisor of `path`, restarting it with `factory`.
+    #[pyo3(signature = (path, pid, factory, strategy="restartone"))]
+    fn path_supervise_with_factory(
+        &self,
+        py: Python<'_>,
+        path: &str,
+        pid: PidArg,
+        factory: &Bound<'_, PyAny>,
+        strategy: &str,
+    ) -> PyResult<()> {
+        let strategy = strategy_arg(strategy)?;
+        let factory = py_factory(callable(factory)?);
+        py.detach(|| {
+            self.rt()
+                .path_supervise_with_factory(path, pid.0, factory, strategy)
+        })
+        .map_err(actor_err)
+    }
+
+    /// PIDs supervised by the path supervisor of `path` (empty if there is none).
+    fn path_supervisor_children(&self, py: Python<'_>, path: &str) -> Vec<Pid> {
+        py.detach(|| self.rt().path_supervisor_children(path))
+    }
+
+    /// Removes the path supervisor (its children keep running); `False` if there was none.
+    fn remove_path_supervisor(&self, py: Python<'_>, path: &str) -> bool {
+        py.detach(|| self.rt().remove_path_supervisor(path))
+    }
+
+    // ----- mesh -------------------------------------------------------------------------
+
+    /// Accepts mesh connections on `addr` (`"127.0.0.1:0"` picks a port); returns the bound
+    /// address. A bind failure raises `MeshError`.
+    fn listen(&self, py: Python<'_>, addr: &str) -> PyResult<String> {
+        py.detach(|| self.rt().listen(addr))
+            .map(|a| a.to_string())
+            .map_err(mesh_err)
+    }
+
+    /// Stops accepting mesh connections; `False` if not listening.
+    fn close_listener(&self, py: Python<'_>) -> bool {
+        py.detach(|| self.rt().close_listener())
+    }
+
+    /// Resolves `name` on the node at `addr` (interpreter released); returns a local proxy
+    /// PID, or `None` if the name is not registered there.
+    fn resolve_remote(&self, py: Python<'_>, addr: &str, name: &str) -> PyResult<Option<Pid>> {
+        py.detach(|| self.rt().resolve_remote_blocking(addr, name))
+            .map_err(mesh_err)
+    }
+
+    /// `await rt.resolve_remote_py(addr, name)`: `resolve_remote` without blocking the
+    /// event loop.
+    fn resolve_remote_py<'py>(
+        slf: &Bound<'py, Self>,
+        addr: &str,
+        name: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
+        let call = slf.getattr("resolve_remote")?;
+        event_loop.call_method1("run_in_executor", (py.None(), call, addr, name))
+    }
+
+    /// Sends bytes to `pid` on the node at `addr`; `False` if it cannot be queued.
+    fn send_remote(&self, py: Python<'_>, addr: &str, pid: u64, data: Payload) -> bool {
+        py.detach(|| self.rt().send_remote(addr, pid, data.0))
+    }
+
+    /// Monitors `pid` on the node at `addr`; returns the local proxy PID, which exits
+    /// (`Disconnect` when the node goes down) when the remote actor does.
+    fn monitor_remote(&self, py: Python<'_>, addr: &str, pid: u64) -> PyResult<Pid> {
+        py.detach(|| self.rt().monitor_remote_blocking(addr, pid))
+            .map_err(mesh_err)
+    }
+
+    /// `True` if the node at `addr` answers a handshake and a ping within `timeout_ms`.
+    #[pyo3(signature = (addr, timeout_ms=1000))]
+    fn is_node_up(&self, py: Python<'_>, addr: &str, timeout_ms: u64) -> bool {
+        py.detach(|| {
+            self.rt()
+                .is_node_up(addr, Duration::from_millis(timeout_ms))
+        })
     }
 
     // ----- configuration ----------------------------------------------------------------
