@@ -265,6 +265,47 @@ fn main() {
     );
     remote.shutdown();
 
+    // 10. JIT offload: a Python-semantics expression compiled by Cranelift, called directly
+    //     and from a pool of actors (the `strategy="actor"` shape of `@iris.offload`).
+    let opts = iris::jit::CompileOptions::default();
+    let magnitude = Arc::new(
+        iris::jit::Jit::compile("(x*x + y*y + z*z) ** 0.5", &["x", "y", "z"], &opts).unwrap(),
+    );
+    let value = |v: f64| iris::jit::Value::F64(v);
+    println!(
+        "[jit] compiled in {:?}; vector_magnitude(1, 2, 3) = {:?}",
+        magnitude.compile_time(),
+        magnitude
+            .call_scalar(&[value(1.0), value(2.0), value(3.0)])
+            .unwrap()
+    );
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let pool: Vec<Pid> = (0..4)
+        .map(|_| {
+            let (f, results) = (magnitude.clone(), results.clone());
+            rt.spawn_fn(
+                move |m| {
+                    let Message::User(b) = m else { return };
+                    let x = f64::from(b[0]);
+                    let r = f.call_scalar(&[value(x), value(x), value(x)]).unwrap();
+                    results.lock().unwrap().push((x as u8, r));
+                },
+                10,
+            )
+        })
+        .collect();
+    for i in 0..8u8 {
+        rt.send(
+            pool[usize::from(i) % pool.len()],
+            Message::User(Bytes::from(vec![i])),
+        )
+        .unwrap();
+    }
+    wait_until(|| results.lock().unwrap().len() == 8);
+    let mut got = results.lock().unwrap().clone();
+    got.sort_by_key(|(i, _)| *i);
+    println!("[jit] 4 offload actors computed |(i, i, i)| for i in 0..8: {got:?}");
+
     rt.shutdown();
     println!("== done ==");
 }

@@ -28,6 +28,9 @@ pub use observe::OBSERVED_HISTORY;
 pub use runtime::{DEFAULT_BUDGET, Receiver, Runtime, SpawnOptions};
 pub use supervision::{ChildOptions, Factory, parse_strategy};
 
+/// The Cranelift expression JIT (`iris-jit`), for offloading numeric code.
+pub use iris_jit as jit;
+
 /// The names most programs need.
 pub mod prelude {
     pub use crate::{
