@@ -196,6 +196,7 @@ export declare class NodeRuntime {
   /**
    * Starts accepting mesh connections on `addr` (default `"127.0.0.1:0"`, a free port);
    * resolves with the bound address. A bind failure rejects with `ERR_IRIS_BIND`.
+   * A listening node keeps the event loop alive until `closeListener` or `close`.
    */
   listen(addr?: string | undefined | null): Promise<string>
   /** Stops accepting mesh connections; `false` if this node was not listening. */

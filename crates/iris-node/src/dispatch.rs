@@ -8,9 +8,9 @@
 //! from its mailbox and not yet handled (its *window*), so bounded mailboxes still fill up
 //! when JS is slower than the senders.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::ptr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use iris::{Behavior, ExitInfo, ExitReason, Flow, Message, Pid, Runtime};
@@ -41,7 +41,7 @@ struct LaneJs {
     dead: bool,
     /// A handler's Promise is pending: later messages wait here.
     busy: bool,
-    backlog: VecDeque<(Arc<JsFn>, Message)>,
+    backlog: VecDeque<(Arc<JsFn>, Message, InFlight)>,
 }
 
 impl Lane {
@@ -76,6 +76,23 @@ impl Lane {
     }
 }
 
+/// Counts a message from the moment it is handed to JS until its handler is done with it
+/// (or it is dropped): the runtime keeps the event loop alive while any is in flight.
+pub(crate) struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(count: &Arc<AtomicUsize>) -> InFlight {
+        count.fetch_add(1, Ordering::AcqRel);
+        InFlight(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// A closure for the JS thread.
 pub(crate) type JsThreadFn = Box<dyn FnOnce(&Env, &Runtime) + Send>;
 
@@ -86,6 +103,7 @@ pub(crate) enum Job {
         lane: Arc<Lane>,
         handler: Arc<JsFn>,
         msg: Message,
+        token: InFlight,
     },
     /// Anything else that must run on the JS thread.
     Call(JsThreadFn),
@@ -93,6 +111,13 @@ pub(crate) enum Job {
 
 struct Shared {
     queue: Mutex<Vec<Job>>,
+    in_flight: Arc<AtomicUsize>,
+    /// PIDs that JS sent to lately: while their mailboxes hold messages, the loop stays alive.
+    active: Mutex<HashSet<Pid>>,
+    /// The threadsafe function is referenced (keeps the event loop alive). JS thread only.
+    refd: AtomicBool,
+    closed: AtomicBool,
+    tsfn: OnceLock<Tsfn>,
     scheduled: AtomicBool,
     rt: Runtime,
 }
@@ -102,7 +127,6 @@ type Tsfn = ThreadsafeFunction<(), (), (), Status, false, true>;
 /// The per-runtime queue to the JS thread.
 pub(crate) struct Dispatcher {
     shared: Arc<Shared>,
-    tsfn: Tsfn,
 }
 
 impl Dispatcher {
@@ -110,6 +134,11 @@ impl Dispatcher {
     pub(crate) fn new(env: &Env, rt: Runtime) -> Result<Arc<Dispatcher>> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Vec::new()),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            active: Mutex::new(HashSet::new()),
+            refd: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            tsfn: OnceLock::new(),
             scheduled: AtomicBool::new(false),
             rt,
         });
@@ -124,14 +153,44 @@ impl Dispatcher {
                 drain(&ctx.env, &drain_shared);
                 Ok(())
             })?;
-        Ok(Arc::new(Dispatcher { shared, tsfn }))
+        // A cycle (the callback holds `shared`), broken only with the process: the function
+        // is weak, so it never keeps the loop alive by itself.
+        let _ = shared.tsfn.set(tsfn);
+        Ok(Arc::new(Dispatcher { shared }))
+    }
+
+    /// Keeps the event loop alive until the work JS just started (a send to `pid`, a timer,
+    /// a listener) has run its course. Called on the JS thread.
+    pub(crate) fn keep_alive(&self, env: &Env, pid: Option<Pid>) {
+        let shared = &self.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(pid) = pid {
+            lock(&shared.active).insert(pid);
+        }
+        if !shared.refd.swap(true, Ordering::AcqRel) {
+            set_ref(env, shared, true);
+            watch_quiet(shared.clone());
+        }
+    }
+
+    /// Marks the runtime closed from any thread; a running watcher then lets the loop go.
+    pub(crate) fn mark_closed(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+    }
+
+    /// Lets the event loop go for good (the runtime is closed). Called on the JS thread.
+    pub(crate) fn release(&self, env: &Env) {
+        self.shared.closed.store(true, Ordering::Release);
+        if self.shared.refd.swap(false, Ordering::AcqRel) {
+            set_ref(env, &self.shared, false);
+        }
+        lock(&self.shared.active).clear();
     }
 
     pub(crate) fn push(&self, job: Job) {
-        lock(&self.shared.queue).push(job);
-        if !self.shared.scheduled.swap(true, Ordering::AcqRel) {
-            self.tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
-        }
+        push(&self.shared, job);
     }
 
     /// A push actor's behaviour: hands each message to JS, at most `window` ahead.
@@ -159,10 +218,12 @@ impl Dispatcher {
                     // The JS side ended the actor; its exit is under way.
                     return Flow::Continue;
                 }
+                let token = InFlight::new(&disp.shared.in_flight);
                 disp.push(Job::Msg {
                     lane: lane.clone(),
                     handler,
                     msg,
+                    token,
                 });
                 // Take no further message from the mailbox while the window is full: what
                 // waits for JS stays in the mailbox, where capacity and policies apply.
@@ -175,22 +236,95 @@ impl Dispatcher {
     }
 }
 
+fn push(shared: &Shared, job: Job) {
+    lock(&shared.queue).push(job);
+    if !shared.scheduled.swap(true, Ordering::AcqRel)
+        && let Some(tsfn) = shared.tsfn.get()
+    {
+        tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
+    }
+}
+
+fn set_ref(env: &Env, shared: &Shared, on: bool) {
+    let Some(tsfn) = shared.tsfn.get() else {
+        return;
+    };
+    let raw = tsfn.raw();
+    // SAFETY: on the JS thread; the function lives as long as the dispatcher, and a closed
+    // (released) one makes these calls fail harmlessly.
+    unsafe {
+        if on {
+            sys::napi_ref_threadsafe_function(env.raw(), raw);
+        } else {
+            sys::napi_unref_threadsafe_function(env.raw(), raw);
+        }
+    }
+}
+
+/// Nothing started from JS is still under way.
+fn quiet(shared: &Shared) -> bool {
+    if shared.closed.load(Ordering::Acquire) {
+        return true;
+    }
+    if shared.in_flight.load(Ordering::Acquire) > 0
+        || !lock(&shared.queue).is_empty()
+        || shared.rt.timer_count() > 0
+        || shared.rt.listen_addr().is_some()
+    {
+        return false;
+    }
+    let mut active = lock(&shared.active);
+    active.retain(|&pid| shared.rt.mailbox_size(pid).is_some_and(|n| n > 0));
+    active.is_empty()
+}
+
+/// Polls for quiet (twice in a row, so a message between mailbox and JS is not missed),
+/// then lets the JS thread unreference the loop if it is still quiet there.
+fn watch_quiet(shared: Arc<Shared>) {
+    let handle = shared.rt.handle().clone();
+    handle.spawn(async move {
+        let mut calm = 0;
+        while calm < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            calm = if quiet(&shared) { calm + 1 } else { 0 };
+        }
+        let again = shared.clone();
+        let job = Job::Call(Box::new(move |env, _| {
+            if !again.refd.load(Ordering::Acquire) {
+                return;
+            }
+            if quiet(&again) {
+                again.refd.store(false, Ordering::Release);
+                set_ref(env, &again, false);
+            } else {
+                watch_quiet(again.clone());
+            }
+        }));
+        push(&shared, job);
+    });
+}
+
 fn drain(env: &Env, shared: &Arc<Shared>) {
     shared.scheduled.store(false, Ordering::Release);
     let jobs = std::mem::take(&mut *lock(&shared.queue));
     for job in jobs {
         match job {
-            Job::Msg { lane, handler, msg } => {
+            Job::Msg {
+                lane,
+                handler,
+                msg,
+                token,
+            } => {
                 let mut js = lock(&lane.js);
                 if js.dead {
                     continue;
                 }
                 if js.busy {
-                    js.backlog.push_back((handler, msg));
+                    js.backlog.push_back((handler, msg, token));
                     continue;
                 }
                 drop(js);
-                run_one(env, &shared.rt, &lane, &handler, &msg);
+                run_one(env, &shared.rt, &lane, &handler, &msg, token);
             }
             Job::Call(f) => f(env, &shared.rt),
         }
@@ -237,7 +371,14 @@ fn crash(why: String) -> Option<ExitInfo> {
 }
 
 /// Runs one message through its handler on the JS thread.
-fn run_one(env: &Env, rt: &Runtime, lane: &Arc<Lane>, handler: &Arc<JsFn>, msg: &Message) {
+fn run_one(
+    env: &Env,
+    rt: &Runtime,
+    lane: &Arc<Lane>,
+    handler: &Arc<JsFn>,
+    msg: &Message,
+    token: InFlight,
+) {
     let pid = lane.pid();
     if !rt.is_alive(pid) {
         // Stopped meanwhile: the messages it had not started are dropped.
@@ -254,7 +395,7 @@ fn run_one(env: &Env, rt: &Runtime, lane: &Arc<Lane>, handler: &Arc<JsFn>, msg: 
         }
         Ok(Called::Returned(v)) if js::is_promise(raw, v) => {
             lock(&lane.js).busy = true;
-            if let Err(e) = await_handler(env, rt, lane, v) {
+            if let Err(e) = await_handler(env, rt, lane, v, token) {
                 lane.end(rt, crash(format!("iris: cannot await a handler: {e}")));
             }
         }
@@ -268,11 +409,15 @@ fn await_handler(
     rt: &Runtime,
     lane: &Arc<Lane>,
     promise: sys::napi_value,
+    token: InFlight,
 ) -> Result<()> {
     let p: PromiseRaw<'_, Unknown<'static>> = PromiseRaw::new(env.raw(), promise);
     let (l1, r1) = (lane.clone(), rt.clone());
     let (l2, r2) = (lane.clone(), rt.clone());
+    let t1 = Arc::new(Mutex::new(Some(token)));
+    let t2 = t1.clone();
     let then = p.then(move |ctx| {
+        drop(lock(&t1).take());
         if js::is_stop(ctx.env.raw(), ctx.value.raw()) {
             l1.end(&r1, Some(ExitInfo::new(ExitReason::Normal)));
         } else {
@@ -282,6 +427,7 @@ fn await_handler(
     })?;
     then.catch(
         move |ctx: napi::bindgen_prelude::CallbackContext<Unknown<'static>>| {
+            drop(lock(&t2).take());
             let why = js::describe_thrown(ctx.env.raw(), ctx.value.raw());
             l2.end(&r2, crash(why));
             Ok(())
@@ -301,8 +447,10 @@ fn settle(env: &Env, rt: &Runtime, lane: &Arc<Lane>) {
             js.busy = false;
             js.backlog.pop_front()
         };
-        let Some((handler, msg)) = next else { return };
-        run_one(env, rt, lane, &handler, &msg);
+        let Some((handler, msg, token)) = next else {
+            return;
+        };
+        run_one(env, rt, lane, &handler, &msg, token);
         let js = lock(&lane.js);
         if js.dead || js.busy {
             return;

@@ -11,7 +11,7 @@ use iris::{
     ActorError, ExitInfo, ExitReason, Factory, MeshError, Message, Pid, Receiver, RegistryError,
     Runtime, SpawnOptions, Strategy, TryRecvError,
 };
-use napi::bindgen_prelude::{JsObjectValue, Object, ToNapiValue};
+use napi::bindgen_prelude::{JsObjectValue, Object, PromiseRaw, ToNapiValue};
 use napi::{Env, JsValue, Result};
 use napi_derive::napi;
 use tokio::sync::oneshot;
@@ -431,7 +431,8 @@ impl NodeRuntime {
     /// `spill`) a full mailbox does not block the event loop: the message waits for room in
     /// the background (use `sendAsync` to wait for it).
     #[napi(ts_args_type = "pid: number, data: Buffer | Uint8Array")]
-    pub fn send(&self, pid: PidArg, data: Payload) -> bool {
+    pub fn send(&self, env: Env, pid: PidArg, data: Payload) -> bool {
+        self.disp.keep_alive(&env, Some(pid.0));
         let rt = self.rt.clone();
         let mut fut = Box::pin(async move { rt.send_async(pid.0, Message::User(data.0)).await });
         match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
@@ -446,6 +447,7 @@ impl NodeRuntime {
     /// Sends bytes, waiting for room under the `block` and `spill` policies.
     #[napi(ts_args_type = "pid: number, data: Buffer | Uint8Array")]
     pub async fn send_async(&self, pid: PidArg, data: Payload) -> Result<bool> {
+        // The pending Promise keeps the loop alive until the message is queued.
         Ok(self
             .rt
             .send_async(pid.0, Message::User(data.0))
@@ -547,13 +549,15 @@ impl NodeRuntime {
 
     /// Sends `data` to `pid` once after `ms` milliseconds; returns the timer id.
     #[napi(ts_args_type = "pid: number, ms: number, data: Buffer | Uint8Array")]
-    pub fn send_after(&self, pid: PidArg, ms: Count, data: Payload) -> f64 {
+    pub fn send_after(&self, env: Env, pid: PidArg, ms: Count, data: Payload) -> f64 {
+        self.disp.keep_alive(&env, Some(pid.0));
         self.rt.send_after(pid.0, ms.0, data.0) as f64
     }
 
     /// Sends `data` to `pid` every `ms` milliseconds (the first after one interval).
     #[napi(ts_args_type = "pid: number, ms: number, data: Buffer | Uint8Array")]
-    pub fn send_interval(&self, pid: PidArg, ms: Count, data: Payload) -> f64 {
+    pub fn send_interval(&self, env: Env, pid: PidArg, ms: Count, data: Payload) -> f64 {
+        self.disp.keep_alive(&env, Some(pid.0));
         self.rt.send_interval(pid.0, ms.0, data.0) as f64
     }
 
@@ -593,9 +597,9 @@ impl NodeRuntime {
 
     /// Sends to the actor registered under `name`; `false` if there is none (or it refuses).
     #[napi(ts_args_type = "name: string, data: Buffer | Uint8Array")]
-    pub fn send_named(&self, name: String, data: Payload) -> bool {
+    pub fn send_named(&self, env: Env, name: String, data: Payload) -> bool {
         match self.rt.whereis(&name) {
-            Some(pid) => self.send(PidArg(pid), data),
+            Some(pid) => self.send(env, PidArg(pid), data),
             None => false,
         }
     }
@@ -785,10 +789,25 @@ impl NodeRuntime {
 
     /// Starts accepting mesh connections on `addr` (default `"127.0.0.1:0"`, a free port);
     /// resolves with the bound address. A bind failure rejects with `ERR_IRIS_BIND`.
+    /// A listening node keeps the event loop alive until `closeListener` or `close`.
     #[napi(ts_return_type = "Promise<string>")]
-    pub async fn listen(&self, addr: Option<String>) -> Result<Outcome<String>> {
+    pub fn listen<'env>(
+        &self,
+        env: &'env Env,
+        addr: Option<String>,
+    ) -> Result<PromiseRaw<'env, String>> {
         let addr = addr.unwrap_or_else(|| "127.0.0.1:0".to_owned());
-        Ok(mesh(self.rt.listen(&addr), |a| a.to_string()))
+        // Binding is immediate; the Promise is for symmetry with the other mesh calls.
+        match self.rt.listen(&addr) {
+            Ok(a) => {
+                self.disp.keep_alive(env, None);
+                PromiseRaw::resolve(env, a.to_string())
+            }
+            Err(e) => {
+                let err = js::coded(env.raw(), Kind::Error, mesh_code(&e), &e.to_string());
+                PromiseRaw::reject(env, napi::JsError::from(err))
+            }
+        }
     }
 
     /// Stops accepting mesh connections; `false` if this node was not listening.
@@ -810,7 +829,8 @@ impl NodeRuntime {
     /// cannot be reached. The first send to a node not yet connected waits for the
     /// connection (bounded by the mesh's I/O timeout); `resolveRemote` first avoids that.
     #[napi(ts_args_type = "addr: string, pid: number, data: Buffer | Uint8Array")]
-    pub fn send_remote(&self, addr: String, pid: PidArg, data: Payload) -> bool {
+    pub fn send_remote(&self, env: Env, addr: String, pid: PidArg, data: Payload) -> bool {
+        self.disp.keep_alive(&env, Some(pid.0));
         self.rt.send_remote(&addr, pid.0, data.0)
     }
 
@@ -868,7 +888,8 @@ impl NodeRuntime {
     /// Stops every actor (`Shutdown`) and cancels every timer, without waiting; new spawns
     /// fail afterwards. Safe to call twice.
     #[napi]
-    pub fn close(&self) {
+    pub fn close(&self, env: Env) {
+        self.disp.release(&env);
         if !self.closed.swap(true, Ordering::AcqRel) {
             // Waiting here would block the JS thread that pending handlers need.
             self.rt.close_listener();
@@ -880,6 +901,8 @@ impl NodeRuntime {
     #[napi]
     pub async fn shutdown(&self) -> Result<bool> {
         self.closed.store(true, Ordering::Release);
+        // The loop is let go once the dispatcher sees the runtime closed.
+        self.disp.mark_closed();
         self.rt.close_listener();
         self.rt.shutdown_timeout(Duration::ZERO);
         let rt = self.rt.clone();
