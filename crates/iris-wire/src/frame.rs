@@ -60,61 +60,31 @@ pub mod error_code {
     pub const NO_PROC: u16 = 5;
 }
 
-/// Why an actor exited, as carried by [`Frame::Exit`] and [`Frame::Down`].
+/// Why an actor exited, as carried by [`Frame::Exit`] and [`Frame::Down`]: the runtime's own
+/// type, shared with `iris-supervisor`.
 ///
-/// On the wire: one code byte (`Normal` 0 .. `Shutdown` 6, `Other` 7 followed by
-/// `[len u16][text utf8]`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ExitReason {
-    /// Finished cleanly.
-    Normal,
-    /// Stopped or killed by a link.
-    Killed,
-    /// A Rust panic in the actor.
-    Panic,
-    /// A guest-language exception.
-    Crash,
-    /// Idle or receive timeout.
-    Timeout,
-    /// The remote node is gone.
-    Disconnect,
-    /// Stopped because its parent or supervisor went down.
-    Shutdown,
-    /// Any other reason, as text.
-    Other(String),
-}
+/// On the wire: one code byte (see [`exit_reason_code`]), and for `Other` (code 7)
+/// `[len u16][text utf8]`.
+pub use iris_supervisor::ExitReason;
 
-impl ExitReason {
-    /// The wire code of this reason.
-    pub fn code(&self) -> u8 {
-        match self {
-            ExitReason::Normal => 0,
-            ExitReason::Killed => 1,
-            ExitReason::Panic => 2,
-            ExitReason::Crash => 3,
-            ExitReason::Timeout => 4,
-            ExitReason::Disconnect => 5,
-            ExitReason::Shutdown => 6,
-            ExitReason::Other(_) => 7,
-        }
+/// The wire code of an exit reason: `Normal` 0, `Killed` 1, `Panic` 2, `Crash` 3, `Timeout` 4,
+/// `Disconnect` 5, `Shutdown` 6; any other reason is `Other` (7) and travels as its text.
+pub fn exit_reason_code(reason: &ExitReason) -> u8 {
+    match reason {
+        ExitReason::Normal => 0,
+        ExitReason::Killed => 1,
+        ExitReason::Panic => 2,
+        ExitReason::Crash => 3,
+        ExitReason::Timeout => 4,
+        ExitReason::Disconnect => 5,
+        ExitReason::Shutdown => 6,
+        _ => 7,
     }
 }
 
-/// The names the bindings show: `"Normal"`, `"Killed"`, ..., or the custom text of `Other`.
-impl std::fmt::Display for ExitReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ExitReason::Normal => "Normal",
-            ExitReason::Killed => "Killed",
-            ExitReason::Panic => "Panic",
-            ExitReason::Crash => "Crash",
-            ExitReason::Timeout => "Timeout",
-            ExitReason::Disconnect => "Disconnect",
-            ExitReason::Shutdown => "Shutdown",
-            ExitReason::Other(text) => text,
-        })
-    }
+/// The text that follows code 7, for reasons without a code of their own.
+fn other_text(reason: &ExitReason) -> Option<&str> {
+    (exit_reason_code(reason) == 7).then(|| reason.as_str())
 }
 
 /// One frame of the Iris mesh protocol.
@@ -261,10 +231,7 @@ impl Frame {
     /// Length of the payload (without the type byte and the length prefix).
     pub(crate) fn payload_len(&self) -> usize {
         fn reason_len(r: &ExitReason) -> usize {
-            match r {
-                ExitReason::Other(t) => 3 + t.len(),
-                _ => 1,
-            }
+            other_text(r).map_or(1, |t| 3 + t.len())
         }
         match self {
             Frame::User { data, .. } => 16 + data.len(),
@@ -289,14 +256,8 @@ impl Frame {
 
     /// Check the fields that have a bounded length.
     pub(crate) fn validate(&self) -> Result<(), EncodeError> {
-        if let Frame::Exit {
-            reason: ExitReason::Other(t),
-            ..
-        }
-        | Frame::Down {
-            reason: ExitReason::Other(t),
-            ..
-        } = self
+        if let Frame::Exit { reason, .. } | Frame::Down { reason, .. } = self
+            && let Some(t) = other_text(reason)
             && t.len() > usize::from(u16::MAX)
         {
             return Err(EncodeError::FieldTooLong { len: t.len() });
@@ -307,8 +268,8 @@ impl Frame {
     /// Write the payload (after the type byte). [`Frame::validate`] must have passed.
     pub(crate) fn put_payload(&self, dst: &mut BytesMut) {
         fn put_reason(dst: &mut BytesMut, r: &ExitReason) {
-            dst.put_u8(r.code());
-            if let ExitReason::Other(t) = r {
+            dst.put_u8(exit_reason_code(r));
+            if let Some(t) = other_text(r) {
                 // validate() bounded the length.
                 dst.put_u16(t.len() as u16);
                 dst.put_slice(t.as_bytes());
@@ -561,7 +522,7 @@ mod tests {
             ExitReason::Shutdown,
             ExitReason::Other("custom".into()),
         ];
-        let codes: Vec<u8> = all.iter().map(ExitReason::code).collect();
+        let codes: Vec<u8> = all.iter().map(exit_reason_code).collect();
         assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7]);
         let names: Vec<String> = all.iter().map(ToString::to_string).collect();
         assert_eq!(

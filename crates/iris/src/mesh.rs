@@ -141,26 +141,9 @@ impl Mesh {
     }
 }
 
-fn wire_reason(reason: &ExitReason) -> iris_wire::ExitReason {
-    match reason {
-        ExitReason::Normal => iris_wire::ExitReason::Normal,
-        ExitReason::Killed => iris_wire::ExitReason::Killed,
-        ExitReason::Panic => iris_wire::ExitReason::Panic,
-        ExitReason::Crash => iris_wire::ExitReason::Crash,
-        ExitReason::Timeout => iris_wire::ExitReason::Timeout,
-        ExitReason::Disconnect => iris_wire::ExitReason::Disconnect,
-        ExitReason::Shutdown => iris_wire::ExitReason::Shutdown,
-        other => iris_wire::ExitReason::Other(other.as_str().to_owned()),
-    }
-}
-
-fn local_reason(reason: &iris_wire::ExitReason) -> ExitReason {
-    ExitReason::from_name(&reason.to_string())
-}
-
-fn exit_info(reason: &iris_wire::ExitReason, metadata: String) -> ExitInfo {
+fn exit_info(reason: ExitReason, metadata: String) -> ExitInfo {
     ExitInfo {
-        reason: local_reason(reason),
+        reason,
         metadata: (!metadata.is_empty()).then_some(metadata),
     }
 }
@@ -412,7 +395,7 @@ impl FrameSink for Inbound {
                     let _ = out.push_system(Frame::Down {
                         monitor_ref,
                         pid,
-                        reason: wire_reason(&info.reason),
+                        reason: info.reason.clone(),
                         metadata: info.metadata.clone().unwrap_or_default(),
                     });
                 });
@@ -432,7 +415,7 @@ impl FrameSink for Inbound {
                 metadata,
             } => {
                 // A remote actor linked to `target` exited.
-                let info = exit_info(&reason, metadata);
+                let info = exit_info(reason, metadata);
                 if rt.traps_exit(target) {
                     let _ = rt.send(
                         target,
@@ -531,7 +514,7 @@ impl FrameSink for PeerSink {
             } => {
                 let proxy = lock(&peer.proxies).get(&pid).copied();
                 if let (Some(proxy), Some(inner)) = (proxy, self.rt.upgrade()) {
-                    crate::runtime::kill(&inner, proxy, exit_info(&reason, metadata));
+                    crate::runtime::kill(&inner, proxy, exit_info(reason, metadata));
                 }
             }
             _ => {}
@@ -910,7 +893,7 @@ impl Runtime {
                 let _ = out.push_system(Frame::Exit {
                     from,
                     target: pid,
-                    reason: wire_reason(&info.reason),
+                    reason: info.reason.clone(),
                     metadata: info.metadata.clone().unwrap_or_default(),
                 });
             }
@@ -973,22 +956,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reasons_map_both_ways() {
-        for r in [
-            ExitReason::Normal,
-            ExitReason::Killed,
-            ExitReason::Panic,
-            ExitReason::Crash,
-            ExitReason::Timeout,
-            ExitReason::Disconnect,
-            ExitReason::Shutdown,
-            ExitReason::Other("noproc".into()),
-        ] {
-            assert_eq!(local_reason(&wire_reason(&r)), r);
-        }
+    fn empty_metadata_is_none() {
+        assert_eq!(exit_info(ExitReason::Crash, String::new()).metadata, None);
         assert_eq!(
-            exit_info(&iris_wire::ExitReason::Crash, String::new()).metadata,
-            None
+            exit_info(ExitReason::Crash, "why".into())
+                .metadata
+                .as_deref(),
+            Some("why")
         );
     }
 }
