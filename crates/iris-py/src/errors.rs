@@ -25,10 +25,16 @@ pub(crate) enum Kind {
     Config,
     /// `MeshError`: a mesh operation failed (bind, connect, handshake, timeout).
     Mesh,
+    /// `JitCompileError`: the JIT rejected a function (the caller falls back to Python).
+    JitCompile,
+    /// `JitLimitError`: a `sum_while`-style loop hit its iteration cap.
+    JitLimit,
+    /// `JitFallback`: this call must run in Python (an error Python raises, a big int).
+    JitFallback,
 }
 
 /// `(name, parent, also a ValueError, doc)` for every kind, parents first.
-const CLASSES: [(Kind, &str, Option<Kind>, bool, &str); 8] = [
+const CLASSES: [(Kind, &str, Option<Kind>, bool, &str); 11] = [
     (
         Kind::Iris,
         "IrisError",
@@ -84,6 +90,27 @@ const CLASSES: [(Kind, &str, Option<Kind>, bool, &str); 8] = [
         Some(Kind::Iris),
         false,
         "A mesh operation failed (bind, connect, handshake, timeout).",
+    ),
+    (
+        Kind::JitCompile,
+        "JitCompileError",
+        Some(Kind::Iris),
+        false,
+        "The JIT rejected a function; @iris.offload runs it in Python instead.",
+    ),
+    (
+        Kind::JitLimit,
+        "JitLimitError",
+        Some(Kind::Iris),
+        false,
+        "A sum_while/any_while/all_while loop hit the JIT's iteration cap.",
+    ),
+    (
+        Kind::JitFallback,
+        "JitFallback",
+        Some(Kind::Iris),
+        false,
+        "Internal: this call must run in Python (Python would raise, or needs a big int).",
     ),
 ];
 

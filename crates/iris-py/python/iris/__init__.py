@@ -26,6 +26,8 @@ from ._iris import (
     StopSignal,
     version,
 )
+from . import jit
+from .jit import JitLimitError, offload
 
 __version__ = version()
 
@@ -34,6 +36,7 @@ __all__ = [
     "ConfigError",
     "ExitInfo",
     "InvalidPathError",
+    "JitLimitError",
     "IrisError",
     "Mailbox",
     "MailboxClosed",
@@ -43,6 +46,8 @@ __all__ = [
     "RegistryError",
     "Runtime",
     "SpawnError",
+    "offload",
+    "jit",
     "StopSignal",
     "spawn_child_pool",
     "version",

@@ -13,6 +13,10 @@ __all__ = [
     "ConfigError",
     "ExitInfo",
     "InvalidPathError",
+    "JitCompileError",
+    "JitFallback",
+    "JitFunction",
+    "JitLimitError",
     "IrisError",
     "Mailbox",
     "MailboxClosed",
@@ -24,6 +28,9 @@ __all__ = [
     "STOP",
     "SpawnError",
     "StopSignal",
+    "get_jit_logging",
+    "jit_compile",
+    "set_jit_logging",
     "version",
 ]
 
@@ -181,3 +188,24 @@ class RegistryError(IrisError): ...
 class InvalidPathError(RegistryError, ValueError): ...
 class ConfigError(IrisError, ValueError): ...
 class MeshError(IrisError): ...
+class JitCompileError(IrisError): ...
+class JitLimitError(IrisError): ...
+class JitFallback(IrisError): ...
+
+@final
+class JitFunction:
+    def __call__(self, *args: Any) -> Any: ...
+    @property
+    def params(self) -> list[str]: ...
+    @property
+    def specializations(self) -> int: ...
+
+def jit_compile(
+    src: str,
+    params: list[str],
+    return_type: Optional[str] = None,
+    fastmath: bool = False,
+    quantum: Optional[bool] = None,
+) -> JitFunction: ...
+def set_jit_logging(enabled: Optional[bool] = None) -> None: ...
+def get_jit_logging() -> bool: ...

@@ -1,0 +1,138 @@
+"""@iris.offload over iris-jit: compiled results equal CPython's, everything else falls back."""
+
+from __future__ import annotations
+
+import array
+import math
+import random
+import threading
+
+import pytest
+
+import iris
+from iris import jit
+
+
+@iris.offload(strategy="jit", return_type="float")
+def vector_magnitude(x: float, y: float, z: float) -> float:
+    # simple expression gets compiled or dispatched via actor pool
+    return (x * x + y * y + z * z) ** 0.5
+
+
+@iris.offload(return_type="int")
+def odd_squares(n):
+    return sum(i * i for i in range(1, n) if i % 2)
+
+
+@iris.offload()
+def total(x):
+    return sum(v for v in x)
+
+
+@iris.offload()
+def affine(x, k):
+    return x * k + 1
+
+
+@iris.offload()
+def divide(a, b):
+    return a / b
+
+
+@iris.offload()
+def python_semantics(a, b):
+    q = a // b
+    r = a % b
+    return -q ** 2 + r if a < b < 100 else round(a / b) + q
+
+
+GLOBAL = 3
+
+
+@iris.offload()
+def uses_a_global(x):
+    return x * GLOBAL
+
+
+@iris.offload(strategy="actor")
+def heavy(n):
+    return sum(math.sin(i) for i in range(n))
+
+
+def test_seed_example_is_compiled_and_exact():
+    assert jit.compiled(vector_magnitude) is not None
+    assert vector_magnitude(1.0, 2.0, 3.0) == (1.0 + 4.0 + 9.0) ** 0.5
+
+
+def test_generators_over_range_and_buffers():
+    assert jit.compiled(odd_squares) is not None
+    assert odd_squares(6) == 1 + 9 + 25
+    assert odd_squares(1000) == sum(i * i for i in range(1, 1000) if i % 2)
+    assert total(array.array("d", [1.0, 2.5, 4.0])) == 7.5
+    assert total(array.array("i", [1, 2, 3])) == 6
+
+
+def test_element_wise_over_buffers_with_scalar_broadcast():
+    out = affine(array.array("d", [1.0, 2.5]), 2.0)
+    assert list(out) == [3.0, 6.0]
+
+
+def test_errors_python_raises_fall_back_and_raise_the_same():
+    with pytest.raises(ZeroDivisionError):
+        divide(1, 0)
+    assert divide(1, 4) == 0.25
+
+
+def test_big_ints_fall_back_to_python():
+    assert odd_squares(10**20 // 10**19) == odd_squares.__wrapped__(10)
+    big = 2**70
+    assert affine(big, 3) == big * 3 + 1
+
+
+def test_differential_against_cpython():
+    rng = random.Random(7)
+    for _ in range(500):
+        a = rng.randint(-50, 150)
+        b = rng.choice([i for i in range(-9, 120) if i != 0])
+        assert python_semantics(a, b) == python_semantics.__wrapped__(a, b), (a, b)
+        x, y, z = (rng.uniform(-1e3, 1e3) for _ in range(3))
+        assert vector_magnitude(x, y, z) == vector_magnitude.__wrapped__(x, y, z)
+
+
+def test_unknown_names_are_rejected_and_run_in_python():
+    assert jit.compiled(uses_a_global) is None
+    assert uses_a_global(2) == 6
+
+
+def test_actor_strategy_runs_in_parallel_threads():
+    assert jit.compiled(heavy) is not None
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(heavy(20000))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    expected = sum(math.sin(i) for i in range(20000))
+    assert len(results) == 4
+    assert all(r == pytest.approx(expected, rel=1e-12) for r in results)
+
+
+def test_sum_while_cap_raises_jit_limit_error():
+    f = jit.jit_compile("sum_while(i, 0, i >= 0, i + 1, i)", [], None, False, None)
+    with pytest.raises(iris.JitLimitError):
+        f()
+
+
+def test_bad_options_and_logging_switches():
+    with pytest.raises(ValueError):
+        iris.offload(strategy="gpu")
+    with pytest.raises(ValueError):
+        iris.offload(return_type="complex")
+    jit.set_jit_logging(True)
+    assert jit.get_jit_logging() is True
+    jit.set_jit_logging(False)
+    assert jit.get_jit_logging() is False
+    jit.set_jit_logging(None)
+    jit.set_quantum_speculation(True)
+    assert jit.get_quantum_speculation() is True
+    jit.set_quantum_speculation(None)
