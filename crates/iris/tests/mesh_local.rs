@@ -1,5 +1,9 @@
 //! The mesh between runtimes in one process (the multi-process tests live in `tests/`).
 
+mod common;
+
+use common::wait_until;
+
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -7,14 +11,6 @@ use std::time::{Duration, Instant};
 
 use iris::prelude::*;
 use iris::{MeshConfig, MeshError};
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
 
 fn config(cookie: &str) -> MeshConfig {
     MeshConfig {

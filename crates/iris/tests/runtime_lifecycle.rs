@@ -1,24 +1,16 @@
 //! Spawning, PIDs, exits, children, stop and join through the public API.
 
+mod common;
+
+use common::{user, wait_until};
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use iris::prelude::*;
 use iris::{ActorError, SendError};
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn user(s: &'static str) -> Message {
-    Message::User(Bytes::from_static(s.as_bytes()))
-}
 
 #[test]
 fn pids_are_unique_positive_and_below_2_pow_53_across_runtimes() {

@@ -1,21 +1,13 @@
 //! Links, exit trapping and monitors through the runtime.
 
-use std::time::{Duration, Instant};
+mod common;
+
+use common::{user, wait_until};
+
+use std::time::Duration;
 
 use iris::ActorError;
 use iris::prelude::*;
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn user(s: &'static str) -> Message {
-    Message::User(Bytes::from_static(s.as_bytes()))
-}
 
 fn crasher(rt: &Runtime) -> Pid {
     rt.spawn_fn(|_m| Err::<(), _>("boom"), 10)

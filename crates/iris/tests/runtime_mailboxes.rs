@@ -1,18 +1,14 @@
 //! Bounded mailboxes and overflow policies through the runtime.
 
+mod common;
+
+use common::wait_until;
+
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use iris::prelude::*;
 use iris::{ActorError, SendError};
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
 
 fn num(i: u64) -> Message {
     Message::User(Bytes::copy_from_slice(&i.to_be_bytes()))

@@ -1,24 +1,15 @@
 //! Names and paths through the runtime: registration rules, automatic removal at exit,
 //! concurrent use.
 
+mod common;
+
+use common::{user, wait_until};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use iris::prelude::*;
 use iris::{ActorError, RegistryError, SendError};
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn user(s: &'static str) -> Message {
-    Message::User(Bytes::from_static(s.as_bytes()))
-}
 
 #[test]
 fn register_whereis_send_named_unregister() {

@@ -1,5 +1,9 @@
 //! Supervisors through the runtime: strategies, intensity, escalation, factories, paths.
 
+mod common;
+
+use common::{user, wait_until};
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -7,18 +11,6 @@ use std::time::{Duration, Instant};
 
 use iris::prelude::*;
 use iris::{ChildOptions, Factory, RestartPolicy, Strategy, SupervisorSpec};
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn user(s: &'static str) -> Message {
-    Message::User(Bytes::from_static(s.as_bytes()))
-}
 
 /// A worker that crashes on "crash" and counts its starts in `starts`.
 fn worker(rt: &Runtime, starts: &Arc<AtomicUsize>) -> Pid {

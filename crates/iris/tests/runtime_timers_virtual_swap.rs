@@ -1,19 +1,15 @@
 //! Timers, virtual actors, hot swap and fairness through the public API.
 
+mod common;
+
+use common::wait_until;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use iris::prelude::*;
 use iris::{ActorError, Behavior};
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
 
 fn recorder(rt: &Runtime) -> (Pid, Arc<Mutex<Vec<Bytes>>>) {
     let log = Arc::new(Mutex::new(Vec::new()));
