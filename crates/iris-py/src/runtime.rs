@@ -31,9 +31,16 @@ pub(crate) struct PyRuntime {
 impl Drop for PyRuntime {
     fn drop(&mut self) {
         if let Some(rt) = self.rt.take() {
-            // Dropping the last handle stops Tokio, which waits for its threads; some may be
-            // waiting for the interpreter, so let go of it meanwhile.
-            Python::attach(|py| py.detach(move || drop(rt)));
+            // Nobody can reach these actors any more: stop them (pull actors hold the runtime
+            // while their threads run). Dropping the last handle stops Tokio, which waits for
+            // its threads; some may be waiting for the interpreter, so let go of it meanwhile.
+            Python::attach(|py| {
+                py.detach(move || {
+                    rt.close_listener();
+                    rt.shutdown_timeout(Duration::ZERO);
+                    drop(rt);
+                })
+            });
         }
     }
 }
@@ -479,6 +486,7 @@ impl PyRuntime {
 
     #[pyo3(signature = (*_exc))]
     fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        py.detach(|| self.rt().close_listener());
         self.shutdown(py, None)?;
         Ok(false)
     }

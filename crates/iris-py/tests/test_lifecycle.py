@@ -184,3 +184,42 @@ def test_version_and_reprs():
     assert issubclass(iris.InvalidPathError, iris.IrisError)
     for cls in (iris.NoProcessError, iris.SpawnError, iris.MailboxClosed, iris.RegistryError):
         assert issubclass(cls, iris.IrisError)
+
+
+def test_seed_push_workers_and_mailbox_size(rt, until):
+    count = [0]
+
+    def fast_worker(msg):
+        count[0] += 1
+
+    pids = [rt.spawn(fast_worker, budget=50) for _ in range(1000)]
+    for pid in pids:
+        rt.send(pid, b"job")
+    assert until(lambda: count[0] == 1000)
+    size = rt.mailbox_size(pids[0])
+    assert size == 0
+
+
+def test_dropping_a_runtime_stops_its_pull_actors(until):
+    rt = iris.Runtime()
+    closed = threading.Event()
+
+    def handler(mailbox):
+        try:
+            mailbox.recv()
+        except iris.MailboxClosed:
+            closed.set()
+
+    rt.spawn_with_mailbox(handler)
+    del rt
+    assert closed.wait(5)
+
+
+def test_context_manager_closes_the_listener(monkeypatch):
+    monkeypatch.setenv("IRIS_COOKIE", "iris-py-test-cookie")
+    with iris.Runtime() as rt:
+        addr = rt.listen("127.0.0.1:0")
+        probe = iris.Runtime()
+        assert probe.is_node_up(addr, timeout_ms=2000)
+    assert not probe.is_node_up(addr, timeout_ms=300)
+    probe.shutdown()
