@@ -45,6 +45,14 @@ export declare class Mailbox {
   recv(timeoutSec?: number | null): Promise<Message | null>
   /** The next message without waiting, or `null`. */
   tryRecv(): Message | null
+  /**
+   * The first message, passed over or new, for which `matcher(msg)` is truthy; the others
+   * keep their order for later `recv` calls. `null` once `timeoutSec` passes. A matcher
+   * that throws rejects the Promise.
+   */
+  selectiveRecv(matcher: (msg: Message) => unknown, timeoutSec?: number | null): Promise<Message | null>
+  /** Messages passed over by `selectiveRecv` and not yet received. */
+  get stashed(): number
 }
 
 /**

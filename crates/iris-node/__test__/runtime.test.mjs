@@ -209,6 +209,32 @@ describe('pull actors', () => {
     assert.match(e.metadata, /pull boom/)
   })
 
+  test('selectiveRecv picks the first match; the others keep their order', async () => {
+    const log = []
+    const pid = rt.spawnWithMailbox(async (mb) => {
+      // Waits for "c" although "a" and "b" arrive first.
+      const c = await mb.selectiveRecv((m) => m.toString() === 'c')
+      log.push(c.toString(), mb.stashed)
+      // From the passed-over messages.
+      const b = await mb.selectiveRecv((m) => m.toString() === 'b', 1)
+      log.push(b.toString())
+      log.push(await mb.selectiveRecv(() => false, 0.02))
+      log.push((await mb.recv()).toString(), (await mb.recv()).toString())
+      rt.send(mb.pid, buf('e'))
+      try {
+        await mb.selectiveRecv(() => { throw new Error('bad matcher') }, 5)
+      } catch (e) {
+        log.push(e.message)
+      }
+    })
+    for (const x of ['a', 'b', 'c', 'd']) rt.send(pid, buf(x))
+    assert.deepEqual(await rt.join(pid), { reason: 'Normal' })
+    assert.deepEqual(log.slice(0, 3), ['c', 2, 'b'])
+    assert.equal(log[3], null)
+    assert.deepEqual(log.slice(4, 6), ['a', 'd'])
+    assert.match(log[6], /bad matcher/)
+  })
+
   test('thousands of pending recv calls do not block anything', async () => {
     const n = 2000
     let got = 0

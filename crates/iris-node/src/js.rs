@@ -318,6 +318,18 @@ pub(crate) fn returned_pid(
     args::pid(n)
 }
 
+/// JavaScript truthiness.
+pub(crate) fn truthy(env: sys::napi_env, v: sys::napi_value) -> bool {
+    let mut b = ptr::null_mut();
+    let mut out = false;
+    // SAFETY: `v` is a value of this env; ToBoolean never throws.
+    unsafe {
+        sys::napi_coerce_to_bool(env, v, &mut b) == sys::Status::napi_ok
+            && sys::napi_get_value_bool(env, b, &mut out) == sys::Status::napi_ok
+            && out
+    }
+}
+
 /// `true` when `v` is a native Promise.
 pub(crate) fn is_promise(env: sys::napi_env, v: sys::napi_value) -> bool {
     let mut p = false;

@@ -1,6 +1,6 @@
 //! `NodeRuntime` and the pull actors' `Mailbox`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -202,6 +202,9 @@ impl NodeRuntime {
         let mailbox = Mailbox {
             pid,
             state: Arc::new(tokio::sync::Mutex::new(MbState::Pending(rx_rx))),
+            stash: Arc::new(Mutex::new(VecDeque::new())),
+            disp: self.disp.clone(),
+            rt: self.rt.clone(),
         };
         let f = Arc::new(f.0);
         // On the next turn, so the caller has the PID before the function runs.
@@ -932,6 +935,36 @@ enum MbState {
 pub struct Mailbox {
     pid: Pid,
     state: Arc<tokio::sync::Mutex<MbState>>,
+    /// Messages passed over by `selectiveRecv`, in arrival order; `recv` returns them first.
+    stash: Arc<Mutex<VecDeque<Message>>>,
+    disp: Arc<Dispatcher>,
+    rt: Runtime,
+}
+
+type Resolve = Box<dyn FnOnce(Env) -> Result<Received> + Send>;
+
+/// Asks `matcher(msg)` on the JS thread.
+async fn ask_matcher(
+    disp: &Dispatcher,
+    matcher: &Arc<JsFn>,
+    msg: &Message,
+) -> std::result::Result<bool, String> {
+    let (tx, rx) = oneshot::channel();
+    let (m, f) = (msg.clone(), matcher.clone());
+    disp.push(Job::Call(Box::new(move |env, _| {
+        let _ = tx.send(matches(env, &f, &m));
+    })));
+    rx.await
+        .unwrap_or_else(|_| Err("the runtime was closed".to_owned()))
+}
+
+/// Runs `matcher(msg)` here, on the JS thread.
+fn matches(env: &Env, f: &JsFn, msg: &Message) -> std::result::Result<bool, String> {
+    let v = js::message_value(env.raw(), msg).map_err(|e| e.to_string())?;
+    match call(env, f, v).map_err(|e| e.to_string())? {
+        Called::Returned(r) => Ok(js::truthy(env.raw(), r)),
+        Called::Threw(why) => Err(why),
+    }
 }
 
 async fn ready(st: &mut MbState) {
@@ -960,6 +993,9 @@ impl Mailbox {
     )]
     pub async fn recv(&self, timeout_sec: Option<Seconds>) -> Result<Received> {
         let mut st = self.state.clone().lock_owned().await;
+        if let Some(m) = lock(&self.stash).pop_front() {
+            return Ok(Received::Msg(m));
+        }
         ready(&mut st).await;
         let MbState::Ready(rx) = &mut *st else {
             return Ok(Received::Closed);
@@ -980,6 +1016,9 @@ impl Mailbox {
         let Ok(mut st) = self.state.try_lock() else {
             return Received::Timeout;
         };
+        if let Some(m) = lock(&self.stash).pop_front() {
+            return Received::Msg(m);
+        }
         if let MbState::Pending(o) = &mut *st {
             match o.try_recv() {
                 Ok(rx) => *st = MbState::Ready(rx),
@@ -995,6 +1034,77 @@ impl Mailbox {
             },
             _ => Received::Closed,
         }
+    }
+
+    /// The first message, passed over or new, for which `matcher(msg)` is truthy; the others
+    /// keep their order for later `recv` calls. `null` once `timeoutSec` passes. A matcher
+    /// that throws rejects the Promise.
+    #[napi(
+        ts_args_type = "matcher: (msg: Message) => unknown, timeoutSec?: number | null",
+        ts_return_type = "Promise<Message | null>"
+    )]
+    pub fn selective_recv<'env>(
+        &self,
+        env: &'env Env,
+        matcher: Handler,
+        timeout_sec: Option<Seconds>,
+    ) -> Result<Object<'env>> {
+        let matcher = Arc::new(matcher.0);
+        let (deferred, promise) = env.create_deferred::<Received, Resolve>()?;
+        // First the messages passed over before, here on the JS thread.
+        let stashed: Vec<Message> = lock(&self.stash).iter().cloned().collect();
+        for (i, m) in stashed.into_iter().enumerate() {
+            match matches(env, &matcher, &m) {
+                Ok(true) => {
+                    lock(&self.stash).remove(i);
+                    deferred.resolve(Box::new(move |_| Ok(Received::Msg(m))));
+                    return Ok(promise);
+                }
+                Ok(false) => {}
+                Err(why) => {
+                    deferred.reject(napi::Error::from_reason(why));
+                    return Ok(promise);
+                }
+            }
+        }
+        let (state, stash, disp) = (self.state.clone(), self.stash.clone(), self.disp.clone());
+        let deadline = timeout_sec.map(|t| tokio::time::Instant::now() + t.0);
+        self.rt.handle().spawn(async move {
+            // Holding the receiver: concurrent `recv` calls wait for this one.
+            let mut st = state.lock_owned().await;
+            ready(&mut st).await;
+            let outcome = loop {
+                let MbState::Ready(rx) = &mut *st else {
+                    break Ok(Received::Closed);
+                };
+                let next = match deadline {
+                    None => rx.recv().await,
+                    Some(d) => match tokio::time::timeout_at(d, rx.recv()).await {
+                        Ok(m) => m,
+                        Err(_) => break Ok(Received::Timeout),
+                    },
+                };
+                let Some(m) = next else {
+                    break Ok(Received::Closed);
+                };
+                match ask_matcher(&disp, &matcher, &m).await {
+                    Ok(true) => break Ok(Received::Msg(m)),
+                    Ok(false) => lock(&stash).push_back(m),
+                    Err(why) => break Err(why),
+                }
+            };
+            match outcome {
+                Ok(r) => deferred.resolve(Box::new(move |_| Ok(r))),
+                Err(why) => deferred.reject(napi::Error::from_reason(why)),
+            }
+        });
+        Ok(promise)
+    }
+
+    /// Messages passed over by `selectiveRecv` and not yet received.
+    #[napi(getter)]
+    pub fn stashed(&self) -> f64 {
+        lock(&self.stash).len() as f64
     }
 }
 
