@@ -197,9 +197,16 @@ fn opts(budget: usize, capacity: Option<usize>, parent: Option<Pid>) -> SpawnOpt
 
 #[pymethods]
 impl PyRuntime {
+    /// A runtime on its own Tokio threads (`workers`: how many; default one per core).
     #[new]
-    fn new(py: Python<'_>) -> PyResult<Self> {
-        let rt = py.detach(iris::Runtime::try_new).map_err(actor_err)?;
+    #[pyo3(signature = (workers=None))]
+    fn new(py: Python<'_>, workers: Option<usize>) -> PyResult<Self> {
+        let rt = match workers {
+            Some(0) => return Err(err(Kind::Config, "workers must be at least 1")),
+            Some(n) => py.detach(|| iris::Runtime::with_workers(n)),
+            None => py.detach(iris::Runtime::try_new),
+        }
+        .map_err(actor_err)?;
         Ok(PyRuntime {
             rt: Some(rt),
             gil: Arc::new(GilPolicy::new()),

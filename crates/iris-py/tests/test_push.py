@@ -211,3 +211,14 @@ def test_budget_keeps_a_flooded_actor_from_starving_others(rt, until):
     assert until(lambda: len(order) == 20100, timeout=30)
     last_idle = max(i for i, who in enumerate(order) if who == "idle")
     assert last_idle < len(order) - 1, "the idle actors waited for the whole flood"
+
+
+def test_runtime_with_one_worker_thread(until):
+    with iris.Runtime(workers=1) as one:
+        got = []
+        pids = [one.spawn(got.append) for _ in range(50)]
+        for pid in pids:
+            one.send(pid, b"x")
+        assert until(lambda: len(got) == 50)
+    with pytest.raises(ValueError):
+        iris.Runtime(workers=0)
