@@ -77,6 +77,11 @@ export declare class NodeRuntime {
   /** Spawns a push actor that is shut down when `parent` exits. */
   spawnChild(parent: number, handler: (msg: Message) => unknown, budget?: number): number
   /**
+   * Spawns `size` (default 4) long-lived push workers under `parent` and returns their
+   * PIDs; without a handler they accept and ignore messages.
+   */
+  spawnChildPool(parent: number, size?: number, handler?: ((msg: Message) => unknown) | null, budget?: number): Array<number>
+  /**
    * Reserves a PID for a virtual actor, started by its first message; with
    * `idleTimeoutMs` it stops (`Timeout`) after that long without one, or with
    * `reactivate` goes dormant and keeps its PID.
@@ -270,3 +275,6 @@ export interface PathEntry {
   /** The actor registered there. */
   pid: number
 }
+
+/** The version of the binding (the workspace version). */
+export declare function version(): string

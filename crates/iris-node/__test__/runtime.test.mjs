@@ -266,6 +266,25 @@ describe('children, virtual actors, timers, hot swap, observation', () => {
     assert.throws(() => rt.spawnChild(parent, () => {}), { code: 'ERR_IRIS_PARENT_DEAD' })
   })
 
+  test('spawnChildPool spawns workers under a parent', async () => {
+    const parent = rt.spawn(() => {})
+    const seen = []
+    const pool = rt.spawnChildPool(parent, 3, (m) => { seen.push(m.toString()) })
+    assert.equal(pool.length, 3)
+    pool.forEach((pid, i) => rt.send(pid, buf(`w${i}`)))
+    await until(() => seen.length === 3)
+    const quiet = rt.spawnChildPool(parent)
+    assert.equal(quiet.length, 4)
+    assert.equal(rt.send(quiet[0], buf('ignored')), true)
+    assert.equal(rt.childrenOf(parent).length, 7)
+    rt.stop(parent)
+    for (const pid of [...pool, ...quiet]) assert.equal((await rt.join(pid)).reason, 'Shutdown')
+  })
+
+  test('version() names the package version', () => {
+    assert.match(iris.version(), /^\d+\.\d+\.\d+/)
+  })
+
   test('virtual actors start on the first message and idle out', async () => {
     const got = []
     const pid = rt.spawnVirtual((m) => { got.push(m.toString()) }, 10, 30)

@@ -141,12 +141,12 @@ impl NodeRuntime {
     fn spawn_push(
         &self,
         env: &Env,
-        handler: Handler,
+        handler: Arc<JsFn>,
         opts: SpawnOptions,
         virt: Option<(Option<Duration>, bool)>,
     ) -> Result<f64> {
         let lane = Lane::new(opts.budget);
-        let behavior = self.disp.behavior(lane.clone(), Arc::new(handler.0));
+        let behavior = self.disp.behavior(lane.clone(), handler);
         let r = match virt {
             None => self.rt.try_spawn_behavior(behavior, opts),
             Some((idle, re)) => self.rt.try_spawn_virtual(behavior, opts.budget, idle, re),
@@ -322,7 +322,7 @@ impl NodeRuntime {
             budget: budget_of(budget),
             ..SpawnOptions::default()
         };
-        self.spawn_push(&env, handler, opts, None)
+        self.spawn_push(&env, Arc::new(handler.0), opts, None)
     }
 
     /// Spawns a push actor with a bounded mailbox of `capacity` messages (policy `dropnew`).
@@ -339,7 +339,7 @@ impl NodeRuntime {
             capacity: Some(capacity.0 as usize),
             parent: None,
         };
-        self.spawn_push(&env, handler, opts, None)
+        self.spawn_push(&env, Arc::new(handler.0), opts, None)
     }
 
     /// Spawns a push actor that is shut down when `parent` exits.
@@ -356,7 +356,42 @@ impl NodeRuntime {
             capacity: None,
             parent: Some(parent.0),
         };
-        self.spawn_push(&env, handler, opts, None)
+        self.spawn_push(&env, Arc::new(handler.0), opts, None)
+    }
+
+    /// Spawns `size` (default 4) long-lived push workers under `parent` and returns their
+    /// PIDs; without a handler they accept and ignore messages.
+    #[napi(
+        ts_args_type = "parent: number, size?: number, handler?: ((msg: Message) => unknown) | null, budget?: number"
+    )]
+    pub fn spawn_child_pool(
+        &self,
+        env: Env,
+        parent: PidArg,
+        size: Option<Count>,
+        handler: Option<Handler>,
+        budget: Option<Count>,
+    ) -> Result<Vec<f64>> {
+        let size = size.map_or(4, |c| c.0);
+        let handler = handler.map(|h| Arc::new(h.0));
+        let mut out = Vec::with_capacity(size as usize);
+        for _ in 0..size {
+            let opts = SpawnOptions {
+                budget: budget_of(budget),
+                capacity: None,
+                parent: Some(parent.0),
+            };
+            let pid = match &handler {
+                Some(h) => self.spawn_push(&env, h.clone(), opts, None)?,
+                None => self
+                    .rt
+                    .try_spawn_behavior(iris::Behavior::from_fn(|_| ()), opts)
+                    .map(|p| p as f64)
+                    .map_err(|e| actor_error(&env, &e))?,
+            };
+            out.push(pid);
+        }
+        Ok(out)
     }
 
     /// Reserves a PID for a virtual actor, started by its first message; with
@@ -380,7 +415,7 @@ impl NodeRuntime {
         let idle = idle_timeout_ms.map(|c| Duration::from_millis(c.0));
         self.spawn_push(
             &env,
-            handler,
+            Arc::new(handler.0),
             opts,
             Some((idle, reactivate.unwrap_or(false))),
         )
@@ -1106,6 +1141,13 @@ impl Mailbox {
     pub fn stashed(&self) -> f64 {
         lock(&self.stash).len() as f64
     }
+}
+
+/// The version of the binding (the workspace version).
+#[napi]
+#[cfg_attr(test, allow(dead_code))]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_owned()
 }
 
 /// Hangs `NodeRuntime.STOP` on the class.
