@@ -7,6 +7,7 @@ const { join } = require('node:path')
 function platformSuffix() {
   const { platform, arch } = process
   if (platform === 'linux') {
+    if (process.report) process.report.excludeNetwork = true
     const glibc = process.report?.getReport?.().header?.glibcVersionRuntime
     return `linux-${arch}-${glibc ? 'gnu' : 'musl'}`
   }
