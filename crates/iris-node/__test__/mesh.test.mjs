@@ -51,6 +51,16 @@ test('monitorRemote: the proxy exits with the remote reason', async () => {
   assert.equal(downs[0].typeName, 'DOWN')
 })
 
+test('linkRemote: a remote crash kills the linked local actor', async () => {
+  const addr = b.listenAddr()
+  const target = b.spawn(() => { throw new Error('remote crash') })
+  const local = a.spawn(() => {})
+  const proxy = await a.linkRemote(local, addr, target)
+  assert.equal(typeof proxy, 'number')
+  b.send(target, Buffer.from('x'))
+  assert.equal((await a.join(local)).reason, 'Killed')
+})
+
 test('errors: bind failure, unreachable nodes', async () => {
   await assert.rejects(a.listen('256.0.0.1:1'), { code: 'ERR_IRIS_BIND' })
   assert.equal(await a.isNodeUp('127.0.0.1:1', 200), false)

@@ -294,6 +294,20 @@ describe('children, virtual actors, timers, hot swap, observation', () => {
     assert.equal((await rt.join(pid)).reason, 'Timeout')
   })
 
+  test('reactivating virtual actors keep their pid across idle periods', async () => {
+    const got = []
+    const pid = rt.spawnVirtual((m) => { got.push(m.toString()) }, 10, 20, true)
+    rt.send(pid, buf('first'))
+    await until(() => got.length === 1)
+    // Past the idle timeout it is dormant, not dead; the next message starts it again.
+    await new Promise((r) => setTimeout(r, 60))
+    assert.equal(rt.isAlive(pid), true)
+    assert.equal(rt.send(pid, buf('second')), true)
+    await until(() => got.length === 2)
+    assert.deepEqual(got, ['first', 'second'])
+    rt.stop(pid)
+  })
+
   test('timers: sendAfter, sendInterval, cancelTimer', async () => {
     const got = []
     const pid = rt.spawn((m) => { got.push(m.toString()) })
