@@ -64,7 +64,30 @@ pub(crate) fn call_handler(py: Python<'_>, handler: &Py<PyAny>, msg: &Message) -
 /// batch of messages (up to the reduction budget).
 pub(crate) fn sync_behavior(handler: Py<PyAny>) -> Behavior {
     Behavior::from_fn(move |msg: Message| Python::attach(|py| call_handler(py, &handler, &msg)))
-        .with_batch_guard(|body| Python::attach(|_py| body()))
+        .with_batch_guard(|body| {
+            keep_thread_state();
+            Python::attach(|_py| body())
+        })
+}
+
+thread_local! {
+    static KEPT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Gives this (scheduler) thread a Python thread state that outlives each batch, so taking
+/// the interpreter per batch does not create and destroy one every time.
+fn keep_thread_state() {
+    if KEPT.with(|k| k.replace(true)) {
+        return;
+    }
+    // SAFETY: `PyGILState_Ensure` creates this thread's state and takes the interpreter lock
+    // (the interpreter is initialized: this runs from an imported extension); the matching
+    // `PyEval_SaveThread` releases the lock at once, keeping the state registered for the
+    // thread's life, as the C API allows for threads created outside Python.
+    unsafe {
+        pyo3::ffi::PyGILState_Ensure();
+        pyo3::ffi::PyEval_SaveThread();
+    }
 }
 
 /// A push handler whose calls run on Tokio's blocking threads, awaited one at a time by the
