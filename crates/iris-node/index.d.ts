@@ -102,7 +102,8 @@ export declare class NodeRuntime {
   /**
    * Sends bytes; `false` for a dead PID or a full mailbox that rejects. Under `block` (or
    * `spill`) a full mailbox does not block the event loop: the message waits for room in
-   * the background (use `sendAsync` to wait for it).
+   * the background, and later sends to the same PID queue up behind it, in order (use
+   * `sendAsync` to wait for the room instead).
    */
   send(pid: number, data: Buffer | Uint8Array): boolean
   /** Sends bytes, waiting for room under the `block` and `spill` policies. */

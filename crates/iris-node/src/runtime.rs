@@ -116,6 +116,8 @@ pub struct NodeRuntime {
     lanes: Mutex<HashMap<Pid, Weak<Lane>>>,
     lanes_pruned_at: Mutex<usize>,
     closed: AtomicBool,
+    /// Sends from JS waiting for room under `block`/`spill`, per target, in order.
+    waiting: Arc<Mutex<HashMap<Pid, VecDeque<Message>>>>,
 }
 
 /// Why an actor exited.
@@ -310,6 +312,7 @@ impl NodeRuntime {
             lanes: Mutex::new(HashMap::new()),
             lanes_pruned_at: Mutex::new(0),
             closed: AtomicBool::new(false),
+            waiting: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -467,16 +470,39 @@ impl NodeRuntime {
 
     /// Sends bytes; `false` for a dead PID or a full mailbox that rejects. Under `block` (or
     /// `spill`) a full mailbox does not block the event loop: the message waits for room in
-    /// the background (use `sendAsync` to wait for it).
+    /// the background, and later sends to the same PID queue up behind it, in order (use
+    /// `sendAsync` to wait for the room instead).
     #[napi(ts_args_type = "pid: number, data: Buffer | Uint8Array")]
     pub fn send(&self, env: Env, pid: PidArg, data: Payload) -> bool {
         self.disp.keep_alive(&env, Some(pid.0));
+        let msg = Message::User(data.0);
+        let mut waiting = lock(&self.waiting);
+        if let Some(queue) = waiting.get_mut(&pid.0) {
+            queue.push_back(msg);
+            return true;
+        }
         let rt = self.rt.clone();
-        let mut fut = Box::pin(async move { rt.send_async(pid.0, Message::User(data.0)).await });
+        let mut fut = Box::pin(async move { rt.send_async(pid.0, msg).await });
         match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(r) => r.is_ok(),
             Poll::Pending => {
-                self.rt.handle().spawn(fut);
+                waiting.insert(pid.0, VecDeque::new());
+                let (rt, waiting) = (self.rt.clone(), self.waiting.clone());
+                self.rt.handle().spawn(async move {
+                    let _ = fut.await;
+                    loop {
+                        let next = {
+                            let mut w = lock(&waiting);
+                            let next = w.get_mut(&pid.0).and_then(VecDeque::pop_front);
+                            if next.is_none() {
+                                w.remove(&pid.0);
+                            }
+                            next
+                        };
+                        let Some(m) = next else { return };
+                        let _ = rt.send_async(pid.0, m).await;
+                    }
+                });
                 true
             }
         }
