@@ -35,6 +35,12 @@ fn core(c: &mut Criterion) {
         })
     });
 
+    const MESH: usize = 200_000;
+    g.throughput(Throughput::Elements(MESH as u64));
+    g.bench_function("mesh_sink/iris-loopback", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| s::mesh_sink(MESH)).sum())
+    });
+
     const FAN: usize = 100_000;
     g.throughput(Throughput::Elements(FAN as u64));
     g.bench_function("fanout/iris", |b| {

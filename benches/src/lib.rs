@@ -236,6 +236,43 @@ fn spawn_skynet_node(rt: &Runtime, parent: Pid, num: u64, size: u64) {
     });
 }
 
+/// Two runtimes on loopback: one sender pushes `n` messages through a proxy to an actor on the
+/// other node; returns the time until the last one is handled there.
+pub fn mesh_sink(n: usize) -> Duration {
+    let cfg = iris::MeshConfig {
+        cookie: Some(b"bench".to_vec()),
+        ..iris::MeshConfig::default()
+    };
+    let server = Runtime::new();
+    server.set_mesh_config(cfg.clone());
+    let done = Arc::new(AtomicUsize::new(0));
+    let d = done.clone();
+    let sink = server.spawn_fn(
+        move |_m| {
+            d.fetch_add(1, Ordering::Release);
+        },
+        1000,
+    );
+    server.register("sink", sink).unwrap();
+    let addr = server.listen("127.0.0.1:0").unwrap().to_string();
+    let client = Runtime::new();
+    client.set_mesh_config(cfg);
+    let proxy = client
+        .resolve_remote_blocking(&addr, "sink")
+        .unwrap()
+        .unwrap();
+    let payload = Bytes::from_static(b"0123456789abcdef");
+    let start = Instant::now();
+    for _ in 0..n {
+        client.send(proxy, Message::User(payload.clone())).unwrap();
+    }
+    wait_for(&done, n);
+    let t = start.elapsed();
+    client.shutdown();
+    server.shutdown();
+    t
+}
+
 /// The floor: one Tokio task draining an unbounded mpsc channel of `n` messages.
 pub fn tokio_mpsc_sink(handle: &tokio::runtime::Handle, n: usize) -> Duration {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
@@ -269,6 +306,7 @@ mod tests {
         assert_eq!(sum, (0..1000u64).sum::<u64>());
         let (sum, _) = skynet_async(&rt, 3);
         assert_eq!(sum, (0..1000u64).sum::<u64>());
+        mesh_sink(1000);
         let (_, _, pids) = spawn_idle(&rt, 100);
         assert_eq!(pids.len(), 100);
     }
