@@ -828,32 +828,30 @@ impl Runtime {
 
     /// Sends `data` to `pid` on the node at `addr`. `pid` may be a local proxy for that node
     /// (as returned by [`Runtime::resolve_remote`]) or the remote node's own PID number.
-    /// `false` when the node cannot be reached.
+    /// `false` when the node cannot be reached. Blocks while connecting; see
+    /// [`Runtime::send_remote_async`].
     pub fn send_remote(&self, addr: &str, pid: Pid, data: impl Into<Bytes>) -> bool {
         let data = data.into();
-        let Ok(peer) = self.block_on(self.peer(addr)) else {
+        self.block_on(self.send_remote_async(addr, pid, data))
+    }
+
+    /// [`Runtime::send_remote`] without blocking: waits asynchronously for the connection and,
+    /// under back-pressure, for room in the peer's queue.
+    pub async fn send_remote_async(&self, addr: &str, pid: Pid, data: Bytes) -> bool {
+        let Ok(peer) = self.peer(addr).await else {
             return false;
         };
-        let proxied = lock(&peer.proxies)
-            .iter()
-            .find(|&(_, &p)| p == pid)
-            .map(|(&remote, _)| remote);
-        if proxied.is_some() {
+        let proxied = lock(&peer.proxies).values().any(|&p| p == pid);
+        if proxied {
             // Through the proxy, so this stays in order with other sends to it.
-            return self.send(pid, Message::User(data)).is_ok();
+            return self.send_async(pid, Message::User(data)).await.is_ok();
         }
         let frame = Frame::User {
             target: pid,
             sender: 0,
             data,
         };
-        match peer.out.offer(frame) {
-            Offer::Queued => true,
-            Offer::MustWait(f) => {
-                crate::runtime::blocking(|| peer.out.push_wait_blocking(f, None)).is_ok()
-            }
-            _ => false,
-        }
+        peer.out.push_wait(frame).await.is_ok()
     }
 
     /// Watches the actor `pid` on the node at `addr`: returns its local proxy, which exits

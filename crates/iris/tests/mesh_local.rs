@@ -75,7 +75,10 @@ fn mesh_resolve_and_send_are_location_transparent() {
         .send(proxy, Message::User(Bytes::from("login")))
         .unwrap();
     assert!(client.send_remote(&addr, proxy, Bytes::from("via send_remote")));
-    wait_until("both delivered", || log.lock().unwrap().len() == 2);
+    let handle = client.handle().clone();
+    assert!(handle.block_on(client.send_remote_async(&addr, proxy, Bytes::from("async"))));
+    wait_until("all delivered", || log.lock().unwrap().len() == 3);
+    assert_eq!(log.lock().unwrap()[2], Bytes::from("async"));
     assert_eq!(log.lock().unwrap()[0], Bytes::from("login"));
     assert_eq!(
         client.resolve_remote_blocking(&addr, "nobody").unwrap(),
