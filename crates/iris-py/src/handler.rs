@@ -66,7 +66,14 @@ pub(crate) fn sync_behavior(handler: Py<PyAny>) -> Behavior {
     Behavior::from_fn(move |msg: Message| Python::attach(|py| call_handler(py, &handler, &msg)))
         .with_batch_guard(|body| {
             keep_thread_state();
-            Python::attach(|_py| body())
+            // While a selective receive's matcher may wait for the interpreter under a
+            // mailbox lock, do not hold the interpreter across the runtime's own work between
+            // messages (an exit closing that mailbox): each call takes it on its own.
+            if crate::mailbox::MATCHERS.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                body()
+            } else {
+                Python::attach(|_py| body())
+            }
         })
 }
 
