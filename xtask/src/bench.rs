@@ -80,8 +80,20 @@ pub(crate) fn run_bench(o: &Opts) -> Result {
         .map_or(0, |d| d.as_secs());
     let mut results = Vec::new();
 
-    // `--bench *` keeps criterion flags away from the libtest harness of the lib target.
-    let mut c = cmd("cargo", &["bench", "-p", "iris-benches", "--bench", "*"]);
+    // `--bench *` keeps criterion flags away from the libtest harness of the lib target;
+    // `peers` adds the kameo / ractor / actix columns.
+    let mut c = cmd(
+        "cargo",
+        &[
+            "bench",
+            "-p",
+            "iris-benches",
+            "--features",
+            "peers",
+            "--bench",
+            "*",
+        ],
+    );
     if o.quick || o.filter.is_some() {
         c.arg("--");
         if let Some(f) = &o.filter {
