@@ -534,53 +534,59 @@ impl<M> Mailbox<M> {
     where
         F: FnMut(&M) -> bool,
     {
-        let mut st = self.lock();
-        if let Some(i) = st.stash.iter().position(|s| matcher(&s.msg)) {
-            let s = st.stash.remove(i).expect("index from position");
-            if s.user {
+        // The matcher is user code (in the bindings it needs an interpreter lock): it never
+        // runs under the mailbox lock. Only the consumer touches the stash, so it can be
+        // scanned outside the lock; `stash_user` keeps counting it meanwhile, so `len()` holds.
+        let mut stash = std::mem::take(&mut self.lock().stash);
+        let found = stash
+            .iter()
+            .position(|s| matcher(&s.msg))
+            .and_then(|i| stash.remove(i));
+        {
+            let mut st = self.lock();
+            if found.as_ref().is_some_and(|s| s.user) {
                 st.stash_user -= 1;
             }
+            if st.closed {
+                st.stash_user = 0;
+            } else {
+                stash.append(&mut st.stash);
+                st.stash = stash;
+            }
+        }
+        if let Some(s) = found {
             return Poll::Ready(Some(s.msg));
         }
-        let mut moved_user = false;
-        let mut found = None;
-        while let Some(m) = st.system.pop_front() {
-            if matcher(&m) {
-                found = Some(m);
-                break;
-            }
-            st.stash.push_back(Stashed {
-                msg: m,
-                user: false,
-            });
-        }
-        if found.is_none() {
-            while let Some(m) = st.user.pop_front() {
-                moved_user = true;
-                if matcher(&m) {
-                    found = Some(m);
-                    break;
+        // New messages, one at a time: the ones before the match are stashed in order, the
+        // ones after it stay in their lanes.
+        loop {
+            let (msg, user, wake) = {
+                let mut st = self.lock();
+                if let Some(m) = st.system.pop_front() {
+                    (m, false, Vec::new())
+                } else if let Some(m) = st.user.pop_front() {
+                    let wake = Self::room_made(&mut st);
+                    (m, true, wake)
+                } else if st.closed {
+                    return Poll::Ready(None);
+                } else {
+                    st.rx_waker = Some(cx.waker().clone());
+                    return Poll::Pending;
                 }
+            };
+            wake.into_iter().for_each(Waker::wake);
+            if matcher(&msg) {
+                return Poll::Ready(Some(msg));
+            }
+            let mut st = self.lock();
+            if st.closed {
+                return Poll::Ready(None);
+            }
+            if user {
                 st.stash_user += 1;
-                st.stash.push_back(Stashed { msg: m, user: true });
             }
+            st.stash.push_back(Stashed { msg, user });
         }
-        let wake = if moved_user {
-            Self::room_made(&mut st)
-        } else {
-            Vec::new()
-        };
-        let result = match found {
-            Some(m) => Poll::Ready(Some(m)),
-            None if st.closed => Poll::Ready(None),
-            None => {
-                st.rx_waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        };
-        drop(st);
-        wake.into_iter().for_each(Waker::wake);
-        result
     }
 
     /// Receives the first message that `matcher` accepts (see [`Mailbox::poll_selective`]).

@@ -1222,9 +1222,10 @@ impl Runnable for Actor {
             return RunOutcome::Yield;
         }
         self.dormant.store(true, Ordering::SeqCst);
-        // A message that arrived before `dormant` was set saw the actor scheduled and did not
-        // schedule it again: take it ourselves unless its sender already did.
-        if self.mailbox.has_messages()
+        // A message (or a stop) that arrived before `dormant` was set saw the actor scheduled
+        // and did not schedule (or finish) it: handle it ourselves unless its sender already
+        // did. A closed mailbox makes the next run conclude the actor.
+        if (self.mailbox.has_messages() || self.mailbox.is_closed())
             && self
                 .dormant
                 .compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst)
@@ -1353,9 +1354,10 @@ async fn run_push(rt: Weak<Inner>, actor: Arc<Actor>, pending: Option<Pending>) 
             Err(panic) => Some(ExitInfo::with_metadata(ExitReason::Panic, panic)),
             Ok(LoopEnd::Idle) if *reactivate => {
                 actor.dormant.store(true, Ordering::SeqCst);
-                // A message that arrived before `dormant` was set found the actor running and
-                // did not start it: pick it up ourselves unless a sender already did.
-                if actor.mailbox.has_messages()
+                // A message (or a stop) that arrived before `dormant` was set found the actor
+                // running and did not start (or finish) it: pick it up ourselves unless a
+                // sender already did; the loop then sees the closed mailbox.
+                if (actor.mailbox.has_messages() || actor.mailbox.is_closed())
                     && actor
                         .dormant
                         .compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst)

@@ -394,3 +394,25 @@ fn exit_hooks_race_with_exits_and_never_leak() {
     });
     assert_eq!(rt.exit_hook_count(), 0);
 }
+
+#[test]
+fn stop_racing_with_the_end_of_a_batch_always_concludes_the_actor() {
+    let rt = Runtime::new();
+    for _ in 0..2000 {
+        let handled = Arc::new(AtomicUsize::new(0));
+        let h = handled.clone();
+        let pid = rt.spawn_fn(
+            move |_m| {
+                h.fetch_add(1, Ordering::SeqCst);
+            },
+            10,
+        );
+        rt.send(pid, user("x")).unwrap();
+        while handled.load(Ordering::SeqCst) == 0 {
+            std::hint::spin_loop();
+        }
+        rt.stop(pid);
+        let info = rt.join_timeout(pid, Duration::from_secs(5));
+        assert_eq!(info.map(|i| i.reason), Some(ExitReason::Killed));
+    }
+}
