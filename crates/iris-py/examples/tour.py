@@ -118,6 +118,40 @@ def main() -> None:
         wait_for(lambda: len(ticks) >= 3)
         rt.cancel_timer(timer)
         print(f"[timers]    got {len(ticks)} ticks, then cancelled")
+
+        # 9. The mesh: a second node on loopback; the remote actor is reached through a local
+        #    proxy PID, and its crash is seen here as its proxy's exit reason.
+        with iris.Runtime() as node_b:
+            got = []
+
+            def auth(msg):
+                if msg == b"crash":
+                    raise RuntimeError("remote failure")
+                got.append(msg)
+
+            worker = node_b.spawn(auth)
+            node_b.register("auth_worker", worker)
+            addr = node_b.listen("127.0.0.1:0")
+            proxy = rt.resolve_remote(addr, "auth_worker")
+            rt.send(proxy, b"login")
+            wait_for(lambda: got == [b"login"])
+            print(f"[mesh]      node B on {addr} got {got} through proxy pid {proxy}")
+            watched = rt.monitor_remote(addr, worker)
+            rt.send(watched, b"crash")
+            info = rt.join(watched, timeout=5.0)
+            print(f"[mesh]      the remote actor crashed; its proxy exited with {info.reason}")
+
+        # 10. JIT offload: the function body is compiled by Cranelift and runs natively.
+        @iris.offload(strategy="jit", return_type="float")
+        def vector_magnitude(x: float, y: float, z: float) -> float:
+            return (x * x + y * y + z * z) ** 0.5
+
+        @iris.offload(strategy="actor", return_type="float")
+        def sum_of_squares(n: int) -> float:
+            return sum(i * i for i in range(n))
+
+        print(f"[jit]       vector_magnitude(1.0, 2.0, 3.0) = {vector_magnitude(1.0, 2.0, 3.0)}")
+        print(f"[jit]       sum_of_squares(1000) = {sum_of_squares(1000)} (actor strategy)")
     print("done: leaving the `with` block shut the runtime down")
 
 
