@@ -143,14 +143,24 @@ pub(crate) fn setup_python(dry_run: bool) -> Result {
         }
     }
     let pys = py.to_string_lossy().into_owned();
+    // mypy runs the stub check (`mypy.stubtest`) in the Python suite.
     let check = "import importlib.metadata as m, sys; v = m.version('maturin'); m.version('pytest'); \
+                 m.version('mypy'); \
                  major, minor = (int(x) for x in v.split('.')[:2]); \
                  sys.exit(0 if major == 1 and minor >= 16 else 1)";
     if dry_run || !succeeds(&mut cmd(&pys, &["-c", check])) {
         run(
             &mut cmd(
                 &pys,
-                &["-m", "pip", "install", "-q", "maturin>=1.16,<2", "pytest"],
+                &[
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "maturin>=1.16,<2",
+                    "pytest",
+                    "mypy",
+                ],
             ),
             dry_run,
         )?;
