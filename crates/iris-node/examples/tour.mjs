@@ -1,6 +1,10 @@
 // A short tour of the Iris Node.js binding: `node crates/iris-node/examples/tour.mjs`
 // (after `npm ci && npm run build` in crates/iris-node).
 import { createRequire } from 'node:module'
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
 
 const require = createRequire(import.meta.url)
 const { NodeRuntime } = require('../index.js')
@@ -106,6 +110,34 @@ for (let i = 0; i < 100_000; i++) pids.push(rt.spawn(() => { handled++ }))
 for (const pid of pids) rt.send(pid, Buffer.from('hi'))
 await settled(() => handled === 100_000)
 say(`spawned and handled in ${Date.now() - t0} ms`)
+
+console.log('10. Node and Python over the mesh')
+const root = fileURLToPath(new URL('../../../', import.meta.url))
+const venvPython = `${root}target/venv/bin/python`
+const python = process.env.IRIS_PYTHON ?? (existsSync(venvPython) ? venvPython : 'python3')
+if (spawnSync(python, ['-c', 'import iris']).status !== 0) {
+  say('skipped: no Python with the iris module (cargo xtask demo builds it first)')
+} else {
+  const PY_NODE = `
+import sys, iris
+rt = iris.Runtime()
+def greet(msg):
+    print("python got", bytes(msg).decode(), flush=True)
+rt.register("py_greeter", rt.spawn(greet))
+print(rt.listen("127.0.0.1:0"), flush=True)
+sys.stdin.read()
+`
+  const py = spawn(python, ['-c', PY_NODE], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const lines = createInterface({ input: py.stdout })
+  const pyAddr = await new Promise((resolve) => lines.once('line', resolve))
+  const greeterPid = await rt.resolveRemote(pyAddr, 'py_greeter')
+  say(`resolved the Python actor at ${pyAddr} to local proxy ${greeterPid}`)
+  const heard = new Promise((resolve) => lines.once('line', resolve))
+  rt.send(greeterPid, Buffer.from('hello from Node'))
+  say('the Python node printed:', JSON.stringify(await heard))
+  py.stdin.end()
+  await new Promise((resolve) => py.once('exit', resolve))
+}
 
 remote.close()
 rt.close()
