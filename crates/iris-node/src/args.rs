@@ -41,20 +41,7 @@ pub(crate) fn seconds(n: f64) -> Result<Duration, String> {
 /// An overflow policy by name, as in Python: `dropnew`, `dropold`, `redirect`, `spill`,
 /// `block` (case-insensitive). `redirect` and `spill` need a target PID.
 pub(crate) fn policy(name: &str, target: Option<u64>) -> Result<OverflowPolicy, String> {
-    let need = |what: &str| match target {
-        Some(t) => Ok(t),
-        None => Err(format!("policy `{what}` needs a target pid")),
-    };
-    match name.to_ascii_lowercase().replace(['_', '-'], "").as_str() {
-        "dropnew" => Ok(OverflowPolicy::DropNew),
-        "dropold" => Ok(OverflowPolicy::DropOld),
-        "block" => Ok(OverflowPolicy::Block),
-        "redirect" => need("redirect").map(OverflowPolicy::Redirect),
-        "spill" => need("spill").map(OverflowPolicy::Spill),
-        _ => Err(format!(
-            "unknown overflow policy `{name}`; expected dropnew, dropold, redirect, spill or block"
-        )),
-    }
+    iris::parse_overflow_policy(name, target)
 }
 
 #[cfg(test)]

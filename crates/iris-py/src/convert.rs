@@ -189,21 +189,7 @@ pub(crate) fn message_to_py<'py>(py: Python<'py>, msg: &Message) -> PyResult<Bou
 /// Parses an overflow policy name (`"dropnew"`, `"dropold"`, `"redirect"`, `"spill"`,
 /// `"block"`, case-insensitive); `redirect` and `spill` need a target.
 pub(crate) fn parse_policy(name: &str, target: Option<Pid>) -> Result<OverflowPolicy, String> {
-    let need = |what: &str| match target {
-        Some(t) => Ok(t),
-        None => Err(format!("policy {what:?} needs a target pid")),
-    };
-    match name.to_ascii_lowercase().replace(['_', '-'], "").as_str() {
-        "dropnew" => Ok(OverflowPolicy::DropNew),
-        "dropold" => Ok(OverflowPolicy::DropOld),
-        "block" => Ok(OverflowPolicy::Block),
-        "redirect" => need("redirect").map(OverflowPolicy::Redirect),
-        "spill" => need("spill").map(OverflowPolicy::Spill),
-        _ => Err(format!(
-            "unknown overflow policy {name:?}; expected one of \"dropnew\", \"dropold\", \
-             \"redirect\", \"spill\", \"block\""
-        )),
-    }
+    iris::parse_overflow_policy(name, target)
 }
 
 /// [`parse_policy`] raising `iris.ConfigError` (a `ValueError`).

@@ -4,6 +4,7 @@
 
 mod actor;
 mod behavior;
+mod config;
 mod error;
 mod hooks;
 mod links;
@@ -17,6 +18,7 @@ mod supervision;
 pub use actor::Pid;
 pub use behavior::{BatchGuard, Behavior, DEFAULT_HISTORY, IntoFlow};
 pub use bytes::Bytes;
+pub use config::{parse_overflow_policy, parse_strategy};
 pub use error::{ActorError, MeshError, SendError};
 pub use iris_mailbox::{OverflowPolicy, RecvError, TryRecvError};
 pub use iris_registry::RegistryError;
@@ -26,7 +28,7 @@ pub use mesh::MeshConfig;
 pub use message::{Message, SystemMessage};
 pub use observe::OBSERVED_HISTORY;
 pub use runtime::{DEFAULT_BUDGET, Receiver, Runtime, SpawnOptions};
-pub use supervision::{ChildOptions, Factory, parse_strategy};
+pub use supervision::{ChildOptions, Factory};
 
 /// The Cranelift expression JIT (`iris-jit`), for offloading numeric code.
 pub use iris_jit as jit;

@@ -44,17 +44,6 @@ impl std::fmt::Debug for ChildOptions {
     }
 }
 
-/// Parses the strategy names of the bindings: `"restartone"` (one-for-one), `"restartall"`
-/// (one-for-all), `"restforone"` (rest-for-one); OTP's spellings are accepted too.
-pub fn parse_strategy(name: &str) -> Option<Strategy> {
-    match name.to_ascii_lowercase().replace(['_', '-'], "").as_str() {
-        "restartone" | "oneforone" => Some(Strategy::OneForOne),
-        "restartall" | "oneforall" => Some(Strategy::OneForAll),
-        "restforone" => Some(Strategy::RestForOne),
-        _ => None,
-    }
-}
-
 struct ChildInfo {
     group: usize,
     factory: Option<Factory>,
