@@ -132,8 +132,12 @@ impl RunQueue {
         }) else {
             return f();
         };
-        if !rest.is_empty() {
-            shared.lock().extend(rest);
+        let queued = {
+            let mut q = shared.lock();
+            q.extend(rest);
+            !q.is_empty()
+        };
+        if queued {
             shared.notify.notify_waiters();
         }
         let blocked = shared.blocked.fetch_add(1, Ordering::SeqCst) + 1;
@@ -231,11 +235,10 @@ async fn scheduler_loop(shared: Arc<Shared>, temporary: bool) {
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.clone().run()));
                 if matches!(ran, Ok(RunOutcome::Yield)) {
                     // Back on the shared queue at once: if a later runnable of this batch
-                    // blocks, another loop must be able to run this one.
+                    // blocks, another loop must be able to run this one (`block_in_place`
+                    // wakes the idle loops). No wake-up here: this loop takes it again next,
+                    // so a busy actor stays on one thread.
                     shared.lock().push_back(r);
-                    if shared.idle_loops.load(Ordering::SeqCst) > 0 {
-                        shared.notify.notify_one();
-                    }
                 }
             }
         }
