@@ -178,16 +178,36 @@ fn new_module(opt: OptLevel) -> Result<JITModule, CompileError> {
     Ok(JITModule::new(jb))
 }
 
-/// Compiles `p` with the given optimization level and `*_while` iteration cap.
-///
-/// With `map`, the kernel is an element-wise loop instead: `args[0]` is the element count and
-/// `args[1 + j]` parameter `j`'s scalar bits, or (when `map[j]` is a dtype) the address of its
-/// buffer; `out` receives one u64 per element. The loop stops at the first failing element.
+/// What a kernel computes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Shape<'a> {
+    /// One evaluation: `args` follows the program's slot layout, `out` receives the result.
+    Scalar,
+    /// An element-wise loop: `args[0]` is the element count and `args[1 + j]` parameter `j`'s
+    /// scalar bits, or (when `dtypes[j]` is a dtype) the address of its buffer; `out` receives
+    /// one u64 per element. The loop stops at the first failing element.
+    Map(&'a [Option<DType>]),
+    /// `sum` of the element-wise values in one pass, arguments as for `Map`; `out` receives the
+    /// sum (f64 bits, or an i64 for int and bool elements, overflow checked). Float sums add
+    /// left to right unless `fast`, where an `f64x2` body sums in several vector accumulators.
+    Sum {
+        dtypes: &'a [Option<DType>],
+        fast: bool,
+    },
+}
+
+/// Vector accumulators of a fast-math `sum` (each two lanes wide): enough independent adds in
+/// flight to hide the latency of `addpd`.
+const SUM_ACCS: usize = 4;
+/// Lanes of `f64x2`.
+const LANES: usize = 2;
+
+/// Compiles `p` with the given optimization level and `*_while` iteration cap, as `shape`.
 pub(crate) fn compile(
     p: &Program,
     opt: OptLevel,
     cap: u64,
-    map: Option<&[Option<DType>]>,
+    shape: Shape<'_>,
 ) -> Result<Kernel, CompileError> {
     let mut module = new_module(opt)?;
     let tcfg = module.target_config();
@@ -239,8 +259,8 @@ pub(crate) fn compile(
         };
         let done = g.b.create_block();
         g.b.append_block_param(done, types::I32);
-        let ctl = match map {
-            None => {
+        let ctl = match shape {
+            Shape::Scalar => {
                 let ctl = g.body(&p.root)?;
                 let v = g.value_bits(ctl.value, p.ty());
                 g.b.ins().store(MemFlagsData::trusted(), v, out_ptr, 0);
@@ -248,7 +268,8 @@ pub(crate) fn compile(
                 g.b.ins().jump(done, &[BlockArg::from(ok)]);
                 ctl
             }
-            Some(dtypes) => g.map_loop(p, dtypes, out_ptr, done)?,
+            Shape::Map(dtypes) => g.map_loop(p, dtypes, out_ptr, done)?,
+            Shape::Sum { dtypes, fast } => g.sum_loop(p, dtypes, fast, out_ptr, done)?,
         };
         if let Some((kind, fired)) = ctl.fired {
             g.b.switch_to_block(fired);
@@ -348,6 +369,43 @@ fn is_simple(n: &Node, budget: &mut u32) -> bool {
             matches!(kind, CmpKind::FF | CmpKind::II)
                 && is_simple(a, budget)
                 && is_simple(b, budget)
+        }
+        _ => false,
+    }
+}
+
+/// Whether a fast-math `sum` body runs as `f64x2`: float parameters (f64 buffers or float
+/// scalars) combined by `+ - * /`, unary `-`, `abs`, `sqrt` and float constants; no control.
+fn vector_ok(p: &Program, dtypes: &[Option<DType>]) -> bool {
+    let params_ok = p
+        .sig
+        .iter()
+        .enumerate()
+        .all(|(j, k)| match dtypes.get(j).copied().flatten() {
+            Some(dt) => dt == DType::F64,
+            None => *k == PKind::Scalar(Ty::F64),
+        });
+    let mut budget = 256;
+    params_ok
+        && p.root.control.is_none()
+        && p.root
+            .bind
+            .as_ref()
+            .is_none_or(|(_, n)| vector_node_ok(n, &mut budget))
+        && vector_node_ok(&p.root.value, &mut budget)
+}
+
+fn vector_node_ok(n: &Node, budget: &mut u32) -> bool {
+    if *budget == 0 || n.ty != Ty::F64 {
+        return false;
+    }
+    *budget -= 1;
+    match &n.k {
+        K::Const(Value::F64(_)) | K::Param(_) | K::Local(_) => true,
+        K::Let(_, v, b) => vector_node_ok(v, budget) && vector_node_ok(b, budget),
+        K::Un(Un::NegF | Un::AbsF | Un::Math(MathFn::Sqrt), a) => vector_node_ok(a, budget),
+        K::Bin(Bin::AddF | Bin::SubF | Bin::MulF | Bin::DivF, a, b) => {
+            vector_node_ok(a, budget) && vector_node_ok(b, budget)
         }
         _ => false,
     }
@@ -857,7 +915,52 @@ impl Gen<'_, '_> {
         done: Block,
     ) -> Result<BodyOut, CompileError> {
         let i64t = types::I64;
+        let (vars, n, bases) = self.loop_params(p, dtypes)?;
+        let idx = self.b.declare_var(i64t);
+        let zero = self.b.ins().iconst(i64t, 0);
+        self.b.def_var(idx, zero);
+        let header = self.b.create_block();
+        let body = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        let iv = self.b.use_var(idx);
+        let go = self.b.ins().icmp(IntCC::UnsignedLessThan, iv, n);
+        self.b.ins().brif(go, body, &[], exit, &[]);
+        self.b.switch_to_block(body);
+        for (j, base) in bases.iter().enumerate() {
+            let (Some(base), Some(dt)) = (base, dtypes.get(j).copied().flatten()) else {
+                continue;
+            };
+            let addr = self.elem_addr(*base, iv, dt.itemsize());
+            let v = self.load_elem(dt, addr);
+            self.b.def_var(vars[j], v);
+        }
+        self.param_vars = Some(vars);
+        let ctl = self.body(&p.root)?;
+        let v = self.value_bits(ctl.value, p.ty());
+        let iv = self.b.use_var(idx);
+        let addr = self.elem_addr(out_ptr, iv, 8);
+        self.b.ins().store(MemFlagsData::trusted(), v, addr, 0);
+        let next = self.b.ins().iadd_imm_s(iv, 1);
+        self.b.def_var(idx, next);
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(exit);
+        let ok = self.b.ins().iconst(types::I32, i64::from(status::OK));
+        self.b.ins().jump(done, &[BlockArg::from(ok)]);
+        Ok(ctl)
+    }
+
+    /// Loads every element-wise parameter: buffers' current elements, scalars once (before the
+    /// loop). Returns the parameter variables, the element count and the buffer bases.
+    #[allow(clippy::type_complexity)]
+    fn loop_params(
+        &mut self,
+        p: &Program,
+        dtypes: &[Option<DType>],
+    ) -> Result<(Vec<Variable>, ir::Value, Vec<Option<ir::Value>>), CompileError> {
         let tf = MemFlagsData::trusted();
+        let i64t = types::I64;
         let n = self.b.ins().load(i64t, tf, self.args_ptr, 0);
         let mut vars = Vec::with_capacity(p.sig.len());
         let mut bases = Vec::with_capacity(p.sig.len());
@@ -884,9 +987,47 @@ impl Gen<'_, '_> {
             }
             vars.push(var);
         }
+        Ok((vars, n, bases))
+    }
+
+    /// The address of element `iv` (an i64 index) of a buffer.
+    fn elem_addr(&mut self, base: ir::Value, iv: ir::Value, itemsize: usize) -> ir::Value {
+        let off = self.b.ins().imul_imm_s(iv, itemsize as i64);
+        let off = if self.ptr == types::I64 {
+            off
+        } else {
+            self.b.ins().ireduce(self.ptr, off)
+        };
+        self.b.ins().iadd(base, off)
+    }
+
+    /// The one-pass `sum` loop around the root body (see [`Shape::Sum`]).
+    fn sum_loop(
+        &mut self,
+        p: &Program,
+        dtypes: &[Option<DType>],
+        fast: bool,
+        out_ptr: ir::Value,
+        done: Block,
+    ) -> Result<BodyOut, CompileError> {
+        let i64t = types::I64;
+        let ty = p.ty();
+        let (vars, n, bases) = self.loop_params(p, dtypes)?;
         let idx = self.b.declare_var(i64t);
         let zero = self.b.ins().iconst(i64t, 0);
         self.b.def_var(idx, zero);
+        let acc = self
+            .b
+            .declare_var(if ty == Ty::F64 { types::F64 } else { i64t });
+        // CPython's `sum` starts from int 0; 0 + x == 0.0 + x for every float x
+        let init = match ty {
+            Ty::F64 => self.b.ins().f64const(0.0),
+            _ => self.b.ins().iconst(i64t, 0),
+        };
+        self.b.def_var(acc, init);
+        if fast && ty == Ty::F64 && vector_ok(p, dtypes) {
+            self.vector_sum(p, dtypes, &vars, &bases, n, idx, acc)?;
+        }
         let header = self.b.create_block();
         let body = self.b.create_block();
         let exit = self.b.create_block();
@@ -900,35 +1041,184 @@ impl Gen<'_, '_> {
             let (Some(base), Some(dt)) = (base, dtypes.get(j).copied().flatten()) else {
                 continue;
             };
-            let off = self.b.ins().imul_imm_s(iv, dt.itemsize() as i64);
-            let off = if self.ptr == i64t {
-                off
-            } else {
-                self.b.ins().ireduce(self.ptr, off)
-            };
-            let addr = self.b.ins().iadd(*base, off);
+            let addr = self.elem_addr(*base, iv, dt.itemsize());
             let v = self.load_elem(dt, addr);
             self.b.def_var(vars[j], v);
         }
         self.param_vars = Some(vars);
         let ctl = self.body(&p.root)?;
-        let v = self.value_bits(ctl.value, p.ty());
-        let iv = self.b.use_var(idx);
-        let off = self.b.ins().imul_imm_s(iv, 8);
-        let off = if self.ptr == i64t {
-            off
-        } else {
-            self.b.ins().ireduce(self.ptr, off)
+        let a = self.b.use_var(acc);
+        let s = match ty {
+            Ty::F64 => self.b.ins().fadd(a, ctl.value),
+            _ => {
+                let v = self.value_bits(ctl.value, ty);
+                let (s, of) = self.b.ins().sadd_overflow(a, v);
+                self.fail_if(of, status::INT_OVERFLOW);
+                s
+            }
         };
-        let addr = self.b.ins().iadd(out_ptr, off);
-        self.b.ins().store(MemFlagsData::trusted(), v, addr, 0);
+        self.b.def_var(acc, s);
+        let iv = self.b.use_var(idx);
         let next = self.b.ins().iadd_imm_s(iv, 1);
         self.b.def_var(idx, next);
         self.b.ins().jump(header, &[]);
         self.b.switch_to_block(exit);
+        let total = self.b.use_var(acc);
+        self.b
+            .ins()
+            .store(MemFlagsData::trusted(), total, out_ptr, 0);
         let ok = self.b.ins().iconst(types::I32, i64::from(status::OK));
         self.b.ins().jump(done, &[BlockArg::from(ok)]);
         Ok(ctl)
+    }
+
+    /// Fast-math `sum` of the first `n & !(LANES * SUM_ACCS - 1)` elements in `SUM_ACCS`
+    /// `f64x2` accumulators; leaves `idx` at the first element left and their total in `acc`.
+    #[allow(clippy::too_many_arguments)]
+    fn vector_sum(
+        &mut self,
+        p: &Program,
+        dtypes: &[Option<DType>],
+        vars: &[Variable],
+        bases: &[Option<ir::Value>],
+        n: ir::Value,
+        idx: Variable,
+        acc: Variable,
+    ) -> Result<(), CompileError> {
+        let vt = types::F64X2;
+        let step = (LANES * SUM_ACCS) as i64;
+        let fl = MemFlagsData::new().with_notrap();
+        // broadcast scalars once
+        let mut splats = Vec::with_capacity(vars.len());
+        for (j, var) in vars.iter().enumerate() {
+            splats.push(if bases[j].is_none() {
+                let s = self.b.use_var(*var);
+                Some(self.b.ins().splat(vt, s))
+            } else {
+                None
+            });
+        }
+        let zero = self.b.ins().f64const(0.0);
+        let vzero = self.b.ins().splat(vt, zero);
+        let accs: Vec<Variable> = (0..SUM_ACCS)
+            .map(|_| {
+                let v = self.b.declare_var(vt);
+                self.b.def_var(v, vzero);
+                v
+            })
+            .collect();
+        let main = self.b.ins().band_imm_s(n, -step);
+        let header = self.b.create_block();
+        let body = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        let iv = self.b.use_var(idx);
+        let go = self.b.ins().icmp(IntCC::UnsignedLessThan, iv, main);
+        self.b.ins().brif(go, body, &[], exit, &[]);
+        self.b.switch_to_block(body);
+        for (u, a) in accs.iter().enumerate() {
+            let at = self.b.ins().iadd_imm_s(iv, (u * LANES) as i64);
+            let mut params = Vec::with_capacity(vars.len());
+            for (j, base) in bases.iter().enumerate() {
+                params.push(match (base, dtypes.get(j).copied().flatten()) {
+                    (Some(base), Some(dt)) => {
+                        let addr = self.elem_addr(*base, at, dt.itemsize());
+                        self.b.ins().load(vt, fl, addr, 0)
+                    }
+                    _ => splats[j].unwrap_or(vzero),
+                });
+            }
+            let mut locals = HashMap::new();
+            if let Some((s, n)) = &p.root.bind {
+                let v = self.vexpr(n, &params, &mut locals)?;
+                locals.insert(*s, v);
+            }
+            let v = self.vexpr(&p.root.value, &params, &mut locals)?;
+            let av = self.b.use_var(*a);
+            let s = self.b.ins().fadd(av, v);
+            self.b.def_var(*a, s);
+        }
+        let next = self.b.ins().iadd_imm_s(iv, step);
+        self.b.def_var(idx, next);
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(exit);
+        // pairwise: (a0 + a1) + (a2 + a3), then the two lanes
+        let mut vs: Vec<ir::Value> = accs.iter().map(|a| self.b.use_var(*a)).collect();
+        while vs.len() > 1 {
+            vs = vs
+                .chunks(2)
+                .map(|c| match c {
+                    [x, y] => self.b.ins().fadd(*x, *y),
+                    [x] => *x,
+                    _ => unreachable!("chunks of two"),
+                })
+                .collect();
+        }
+        let lo = self.b.ins().extractlane(vs[0], 0);
+        let hi = self.b.ins().extractlane(vs[0], 1);
+        let t = self.b.ins().fadd(lo, hi);
+        self.b.def_var(acc, t);
+        Ok(())
+    }
+
+    /// An `f64x2` evaluation of a node accepted by [`vector_node_ok`]; errors of any lane exit.
+    fn vexpr(
+        &mut self,
+        n: &Node,
+        params: &[ir::Value],
+        locals: &mut HashMap<usize, ir::Value>,
+    ) -> Result<ir::Value, CompileError> {
+        let vt = types::F64X2;
+        let unsupported = || CompileError::Unsupported("vector body".into());
+        Ok(match &n.k {
+            K::Const(Value::F64(c)) => {
+                let c = self.b.ins().f64const(*c);
+                self.b.ins().splat(vt, c)
+            }
+            K::Param(j) => *params.get(*j).ok_or_else(unsupported)?,
+            K::Local(s) => *locals.get(s).ok_or_else(unsupported)?,
+            K::Let(s, v, body) => {
+                let v = self.vexpr(v, params, locals)?;
+                locals.insert(*s, v);
+                self.vexpr(body, params, locals)?
+            }
+            K::Un(op, a) => {
+                let a = self.vexpr(a, params, locals)?;
+                match op {
+                    Un::NegF => self.b.ins().fneg(a),
+                    Un::AbsF => self.b.ins().fabs(a),
+                    Un::Math(MathFn::Sqrt) => {
+                        let z = self.b.ins().f64const(0.0);
+                        let z = self.b.ins().splat(vt, z);
+                        let neg = self.b.ins().fcmp(FloatCC::LessThan, a, z);
+                        let any = self.b.ins().vany_true(neg);
+                        self.fail_if(any, status::DOMAIN);
+                        self.b.ins().sqrt(a)
+                    }
+                    _ => return Err(unsupported()),
+                }
+            }
+            K::Bin(op, a, b) => {
+                let a = self.vexpr(a, params, locals)?;
+                let b = self.vexpr(b, params, locals)?;
+                match op {
+                    Bin::AddF => self.b.ins().fadd(a, b),
+                    Bin::SubF => self.b.ins().fsub(a, b),
+                    Bin::MulF => self.b.ins().fmul(a, b),
+                    Bin::DivF => {
+                        let z = self.b.ins().f64const(0.0);
+                        let z = self.b.ins().splat(vt, z);
+                        let is_zero = self.b.ins().fcmp(FloatCC::Equal, b, z);
+                        let any = self.b.ins().vany_true(is_zero);
+                        self.fail_if(any, status::ZERO_DIV);
+                        self.b.ins().fdiv(a, b)
+                    }
+                    _ => return Err(unsupported()),
+                }
+            }
+            _ => return Err(unsupported()),
+        })
     }
 
     fn load_elem(&mut self, dtype: DType, addr: ir::Value) -> ir::Value {

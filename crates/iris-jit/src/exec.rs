@@ -2,11 +2,11 @@
 //! scalar / element-wise / reduction executors.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::ast::{Expr, Reducer};
-use crate::codegen::{self, Kernel, OptLevel};
+use crate::codegen::{self, Kernel, OptLevel, Shape};
 use crate::error::{JitError, status, status_error};
 use crate::interp::{self, ArgVal};
 use crate::ir::{self, PKind, Program};
@@ -189,9 +189,13 @@ impl Jit {
             opts: opts.clone(),
             specs: RwLock::new(Vec::new()),
             last: AtomicUsize::new(usize::MAX),
+            scalar: OnceLock::new(),
             compile_time: Duration::ZERO,
         };
         let spec = ce.specialize(&sig)?;
+        if sig.iter().all(|k| matches!(k, PKind::Scalar(_))) {
+            let _ = ce.scalar.set(spec.clone());
+        }
         let default_ty = spec.prog.ty();
         let compile_time = t0.elapsed();
         jit_log!(
@@ -233,6 +237,8 @@ struct Spec {
     sig: Vec<PKind>,
     /// Element-wise loop kernels: which parameters are buffers of which dtype.
     map: Option<Vec<Option<DType>>>,
+    /// With `map`: the kernel sums the element-wise values in one pass.
+    sum: bool,
     reference: Program,
     prog: Program,
     variants: Vec<Variant>,
@@ -308,6 +314,9 @@ pub struct CompiledExpr {
     specs: RwLock<Vec<Arc<Spec>>>,
     /// The call-shape profile: index of the specialization the last call used.
     last: AtomicUsize,
+    /// The default specialization when it takes scalars only: scalar calls of that shape
+    /// reach it without a lock.
+    scalar: OnceLock<Arc<Spec>>,
     compile_time: Duration,
 }
 
@@ -431,15 +440,16 @@ impl CompiledExpr {
 
     /// Finds or compiles the specialization for `sig`. The profile check is the fast path.
     fn specialize(&self, sig: &[PKind]) -> Result<Arc<Spec>, JitError> {
-        self.specialize_as(sig, None)
+        self.specialize_as(sig, None, false)
     }
 
     fn specialize_as(
         &self,
         sig: &[PKind],
         map: Option<&[Option<DType>]>,
+        sum: bool,
     ) -> Result<Arc<Spec>, JitError> {
-        let hit = |s: &Spec| s.sig == sig && s.map.as_deref() == map;
+        let hit = |s: &Spec| s.sig == sig && s.map.as_deref() == map && s.sum == sum;
         let specs = self.specs.read().map_err(|_| JitError::Inexact)?;
         let last = self.last.load(Ordering::Relaxed);
         if let Some(s) = specs.get(last)
@@ -455,7 +465,7 @@ impl CompiledExpr {
         if !specs_empty(&self.specs) {
             jit_log!("call-shape profile miss for {sig:?}; specializing");
         }
-        let spec = Arc::new(self.build(sig, map)?);
+        let spec = Arc::new(self.build(sig, map, sum)?);
         let mut specs = self.specs.write().map_err(|_| JitError::Inexact)?;
         if let Some(i) = specs.iter().position(|s| hit(s)) {
             self.last.store(i, Ordering::Relaxed);
@@ -466,7 +476,12 @@ impl CompiledExpr {
         Ok(spec)
     }
 
-    fn build(&self, sig: &[PKind], map: Option<&[Option<DType>]>) -> Result<Spec, JitError> {
+    fn build(
+        &self,
+        sig: &[PKind],
+        map: Option<&[Option<DType>]>,
+        sum: bool,
+    ) -> Result<Spec, JitError> {
         let reference = ir::lower(&self.expr, &self.params, sig)?;
         let prog = if self.opts.optimize {
             opt::optimize(reference.clone(), self.opts.fastmath)
@@ -479,6 +494,12 @@ impl CompiledExpr {
             vec![self.opts.opt_level]
         };
         let cap = self.opts.sum_while_cap;
+        let fast = self.opts.fastmath;
+        let shape = match map {
+            None => Shape::Scalar,
+            Some(dtypes) if sum => Shape::Sum { dtypes, fast },
+            Some(dtypes) => Shape::Map(dtypes),
+        };
         // Each variant compiles on its own thread (in parallel), with a stack large enough for
         // Cranelift and the recursive code generator on the deepest accepted expression.
         let kernels: Vec<Result<Kernel, crate::error::CompileError>> = std::thread::scope(|s| {
@@ -490,7 +511,7 @@ impl CompiledExpr {
                     std::thread::Builder::new()
                         .name("iris-jit-compile".into())
                         .stack_size(COMPILE_STACK)
-                        .spawn_scoped(s, move || codegen::compile(prog, l, cap, map))
+                        .spawn_scoped(s, move || codegen::compile(prog, l, cap, shape))
                 })
                 .collect();
             hs.into_iter()
@@ -517,6 +538,7 @@ impl CompiledExpr {
         Ok(Spec {
             sig: sig.to_vec(),
             map: map.map(<[Option<DType>]>::to_vec),
+            sum,
             reference,
             prog,
             variants,
@@ -557,9 +579,31 @@ impl CompiledExpr {
         Ok((sig, slots))
     }
 
+    /// Whether calls of the default specialization run in bounded time: no loop (closed forms
+    /// of range sums count as bounded). Callers may then skip releasing an interpreter lock.
+    pub fn is_straight_line(&self) -> bool {
+        self.specs
+            .read()
+            .ok()
+            .and_then(|s| s.first().map(|s| !s.prog.has_loop()))
+            .unwrap_or(false)
+    }
+
     /// Calls with scalar arguments.
     pub fn call_scalar(&self, args: &[Value]) -> Result<Value, JitError> {
         const INLINE: usize = 8;
+        if args.len() <= INLINE
+            && let Some(spec) = self.scalar.get()
+            && spec.sig.len() == args.len()
+            && spec
+                .sig
+                .iter()
+                .zip(args)
+                .all(|(k, v)| *k == PKind::Scalar(v.ty()))
+        {
+            // the default shape: no lock, no reference count, no allocation
+            return self.run_scalar(spec, args);
+        }
         if args.len() <= INLINE
             && let Ok(specs) = self.specs.read()
             && let Some(spec) = specs.get(self.last.load(Ordering::Relaxed))
@@ -574,23 +618,29 @@ impl CompiledExpr {
             // profile hit: no allocation on this path
             let spec = spec.clone();
             drop(specs);
-            let mut slots = [0u64; INLINE];
-            for (s, v) in slots.iter_mut().zip(args) {
-                *s = v.to_bits();
-            }
-            let ty = spec.prog.ty();
-            let cap = self.opts.sum_while_cap;
-            let v = spec.with_kernel(|k| {
-                let mut out = 0u64;
-                match k.call(&slots[..args.len()], &mut out) {
-                    status::OK => Ok(Value::from_bits(ty, out)),
-                    code => Err(status_error(code, cap)),
-                }
-            })?;
-            return convert_return(v, self.opts.return_type);
+            return self.run_scalar(&spec, args);
         }
         let args: Vec<Arg<'_>> = args.iter().map(|v| Arg::Scalar(*v)).collect();
         self.call(&args)
+    }
+
+    /// Runs a scalar specialization whose signature matches `args` (at most 8 of them).
+    #[inline]
+    fn run_scalar(&self, spec: &Spec, args: &[Value]) -> Result<Value, JitError> {
+        let mut slots = [0u64; 8];
+        for (s, v) in slots.iter_mut().zip(args) {
+            *s = v.to_bits();
+        }
+        let ty = spec.prog.ty();
+        let cap = self.opts.sum_while_cap;
+        let v = spec.with_kernel(|k| {
+            let mut out = 0u64;
+            match k.call(&slots[..args.len()], &mut out) {
+                status::OK => Ok(Value::from_bits(ty, out)),
+                code => Err(status_error(code, cap)),
+            }
+        })?;
+        convert_return(v, self.opts.return_type)
     }
 
     /// Calls once; buffer arguments are containers iterated by the expression's generators
@@ -734,7 +784,7 @@ impl CompiledExpr {
                 Column::Buffer(_, dt) => Some(*dt),
             })
             .collect();
-        let spec = self.specialize_as(sig, Some(&dtypes))?;
+        let spec = self.specialize_as(sig, Some(&dtypes), false)?;
         let cap = self.opts.sum_while_cap;
         let mut bits = vec![0u64; n];
         let nthreads = if parallel {
@@ -893,9 +943,9 @@ impl CompiledExpr {
 }
 
 impl CompiledExpr {
-    /// `sum` over the compiled element-wise loop, block by block: left to right (bit-identical to
-    /// CPython) unless fastmath, where each core sums a range in four lanes. Integer sums are
-    /// exact either way and use all cores.
+    /// `sum` in one pass of a compiled loop: left to right on one core (bit-identical to CPython)
+    /// unless fastmath, where each core sums a range in `f64x2` accumulators and the partial sums
+    /// are added in order. Integer sums are exact either way and use all cores.
     fn sum_mapped(
         &self,
         cols: &[Column<'_>],
@@ -903,95 +953,80 @@ impl CompiledExpr {
         sig: &[PKind],
         ty: Ty,
     ) -> Result<Value, JitError> {
-        const BLOCK: usize = 1 << 14;
         let cap = self.opts.sum_while_cap;
         let fast = self.opts.fastmath;
-        let sum_range = |lo: usize, hi: usize| -> Result<Value, JitError> {
-            let mut acc = interp::reduce_init(Reducer::Sum, ty);
-            let mut lanes = [0.0f64; 4];
-            let mut int_acc = 0i64;
-            let mut b = lo;
-            while b < hi {
-                let m = BLOCK.min(hi - b);
-                let sub: Vec<Column<'_>> = cols
-                    .iter()
-                    .map(|c| match c {
-                        Column::Scalar(x) => Column::Scalar(*x),
-                        Column::Buffer(bytes, dt) => {
-                            Column::Buffer(&bytes[b * dt.itemsize()..], *dt)
-                        }
-                    })
-                    .collect();
-                let (bits, _) = self.map_bits(&sub, m, sig, false)?;
-                match ty {
-                    Ty::F64 if fast => {
-                        for q in bits.chunks(4) {
-                            for (l, x) in lanes.iter_mut().zip(q) {
-                                *l += f64::from_bits(*x);
-                            }
-                        }
-                    }
-                    Ty::F64 => {
-                        if let Value::F64(mut a) = acc {
-                            for x in &bits {
-                                a += f64::from_bits(*x);
-                            }
-                            acc = Value::F64(a);
-                        }
-                    }
-                    Ty::I64 | Ty::Bool => {
-                        for x in &bits {
-                            let add = if ty == Ty::Bool {
-                                (*x & 1) as i64
-                            } else {
-                                *x as i64
-                            };
-                            int_acc = rt::i_add(int_acc, add).map_err(|c| status_error(c, cap))?;
-                        }
-                    }
-                }
-                b += m;
-            }
-            Ok(match ty {
-                Ty::F64 if fast => Value::F64((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])),
-                Ty::F64 => acc,
-                _ => Value::I64(int_acc),
+        let dtypes: Vec<Option<DType>> = cols
+            .iter()
+            .map(|c| match c {
+                Column::Scalar(_) => None,
+                Column::Buffer(_, dt) => Some(*dt),
             })
-        };
+            .collect();
+        let spec = self.specialize_as(sig, Some(&dtypes), true)?;
         let parallel = n >= PARALLEL_MIN && (ty != Ty::F64 || fast);
         let nthreads = if parallel {
             threads(self.opts.threads)
         } else {
             1
         };
-        if nthreads < 2 {
-            return sum_range(0, n);
-        }
-        let chunk = n.div_ceil(nthreads);
-        let parts: Vec<Result<Value, JitError>> = std::thread::scope(|s| {
-            let hs: Vec<_> = (0..n)
-                .step_by(chunk)
-                .map(|st| {
-                    let f = &sum_range;
-                    s.spawn(move || f(st, (st + chunk).min(n)))
-                })
-                .collect();
-            hs.into_iter()
-                .map(|h| h.join().unwrap_or(Err(JitError::Inexact)))
-                .collect()
-        });
-        let mut acc = interp::reduce_init(Reducer::Sum, ty);
-        // in order, so the first failing range reports the first failing element
-        for p in parts {
-            acc = match (acc, p?) {
-                (Value::F64(a), Value::F64(b)) => Value::F64(a + b),
-                (Value::I64(a), Value::I64(b)) => {
-                    Value::I64(rt::i_add(a, b).map_err(|c| status_error(c, cap))?)
+        let v = spec.with_kernel(|k| {
+            let sum_range = |lo: usize, hi: usize| -> Result<u64, JitError> {
+                let mut slots = Vec::with_capacity(cols.len() + 1);
+                slots.push((hi - lo) as u64);
+                for c in cols {
+                    slots.push(match c {
+                        Column::Scalar(b) => *b,
+                        // in bounds: every buffer holds `n >= hi` elements
+                        Column::Buffer(bytes, dt) => bytes[lo * dt.itemsize()..].as_ptr() as u64,
+                    });
                 }
-                (a, _) => a,
+                let mut out = 0u64;
+                // the sum kernel reads `hi - lo` elements of each buffer and writes one u64
+                match k.call(&slots, &mut out) {
+                    status::OK => Ok(out),
+                    code => Err(status_error(code, cap)),
+                }
             };
-        }
-        Ok(acc)
+            let as_value = |bits: u64| match ty {
+                Ty::F64 => Value::F64(f64::from_bits(bits)),
+                _ => Value::I64(bits as i64),
+            };
+            if nthreads < 2 {
+                return sum_range(0, n).map(as_value);
+            }
+            let chunk = n.div_ceil(nthreads);
+            let parts: Vec<Result<u64, JitError>> = std::thread::scope(|s| {
+                let hs: Vec<_> = (0..n)
+                    .step_by(chunk)
+                    .skip(1)
+                    .map(|st| {
+                        let f = &sum_range;
+                        s.spawn(move || f(st, (st + chunk).min(n)))
+                    })
+                    .collect();
+                // the calling thread sums the first range
+                let first = sum_range(0, chunk.min(n));
+                std::iter::once(first)
+                    .chain(
+                        hs.into_iter()
+                            .map(|h| h.join().unwrap_or(Err(JitError::Inexact))),
+                    )
+                    .collect()
+            });
+            let mut acc = interp::reduce_init(Reducer::Sum, ty);
+            // in order, so the first failing range reports the first failing element
+            for p in parts {
+                acc = match (acc, as_value(p?)) {
+                    (Value::F64(a), Value::F64(b)) => Value::F64(a + b),
+                    (Value::I64(a), Value::I64(b)) => {
+                        Value::I64(rt::i_add(a, b).map_err(|c| status_error(c, cap))?)
+                    }
+                    (a, _) => a,
+                };
+            }
+            Ok(acc)
+        })?;
+        Ok(v)
     }
 }
 

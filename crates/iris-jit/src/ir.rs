@@ -156,6 +156,32 @@ impl Program {
     pub(crate) fn ty(&self) -> Ty {
         self.root.value.ty
     }
+
+    /// Whether evaluating the program may iterate (a loop node anywhere).
+    pub(crate) fn has_loop(&self) -> bool {
+        let b = &self.root;
+        b.bind.as_ref().is_some_and(|(_, n)| n.has_loop())
+            || b.control.as_ref().is_some_and(|(_, n)| n.has_loop())
+            || b.value.has_loop()
+    }
+}
+
+impl Node {
+    fn has_loop(&self) -> bool {
+        match &self.k {
+            K::Const(_) | K::Param(_) | K::Local(_) => false,
+            K::Loop(_) => true,
+            K::Un(_, a) => a.has_loop(),
+            K::Let(_, a, b)
+            | K::Bin(_, a, b)
+            | K::Cmp(_, _, a, b)
+            | K::And(a, b)
+            | K::Or(a, b)
+            | K::RangeSum(_, a, b) => a.has_loop() || b.has_loop(),
+            K::Select(c, a, b) => c.has_loop() || a.has_loop() || b.has_loop(),
+            K::Fail(v, _) => v.iter().any(Node::has_loop),
+        }
+    }
 }
 
 impl Node {
