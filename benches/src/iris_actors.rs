@@ -1,0 +1,191 @@
+//! The scenarios on Iris: synchronous push actors (`spawn_fn`), which cost no task while idle.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use iris::{Flow, Message, Pid, Runtime};
+
+use crate::memory::rss_bytes;
+use crate::{Done, Scenarios};
+
+/// Iris with the default runtime (one scheduler per core).
+#[derive(Debug)]
+pub struct IrisBench {
+    rt: Runtime,
+}
+
+impl IrisBench {
+    /// A fresh runtime.
+    pub fn new() -> IrisBench {
+        IrisBench { rt: Runtime::new() }
+    }
+
+    fn stop_all(&self, pids: &[Pid]) {
+        for &p in pids {
+            self.rt.stop(p);
+        }
+    }
+}
+
+impl Default for IrisBench {
+    fn default() -> Self {
+        IrisBench::new()
+    }
+}
+
+fn u64_of(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b[..8].try_into().expect("8-byte answer"))
+}
+
+impl Scenarios for IrisBench {
+    fn spawn_idle(&self, n: usize) -> (Duration, usize) {
+        let before = rss_bytes();
+        let start = Instant::now();
+        let pids: Vec<Pid> = (0..n).map(|_| self.rt.spawn_fn(|_m| (), 100)).collect();
+        let t = start.elapsed();
+        let grown = rss_bytes().saturating_sub(before);
+        self.stop_all(&pids);
+        (t, grown)
+    }
+
+    fn fanout(&self, n: usize) -> Duration {
+        let done = Done::new(n);
+        let pids: Vec<Pid> = (0..n)
+            .map(|_| {
+                let d = done.clone();
+                self.rt.spawn_fn(
+                    move |_m| {
+                        d.hit();
+                    },
+                    100,
+                )
+            })
+            .collect();
+        let payload = Bytes::from_static(b"x");
+        let start = Instant::now();
+        for &p in &pids {
+            self.rt.send(p, Message::User(payload.clone())).unwrap();
+        }
+        done.wait();
+        let t = start.elapsed();
+        self.stop_all(&pids);
+        t
+    }
+
+    fn sink(&self, n: usize) -> Duration {
+        let done = Done::new(n);
+        let d = done.clone();
+        let pid = self.rt.spawn_fn(
+            move |_m| {
+                d.hit();
+            },
+            1000,
+        );
+        let payload = Bytes::from_static(b"0123456789abcdef");
+        let start = Instant::now();
+        for _ in 0..n {
+            self.rt.send(pid, Message::User(payload.clone())).unwrap();
+        }
+        done.wait();
+        let t = start.elapsed();
+        self.rt.stop(pid);
+        t
+    }
+
+    fn pingpong(&self, n: usize) -> Duration {
+        let done = Done::new(n);
+        let ponger_slot = Arc::new(OnceLock::<Pid>::new());
+        let (rt, slot, d) = (self.rt.clone(), ponger_slot.clone(), done.clone());
+        let pinger = self.rt.spawn_fn(
+            move |m| {
+                if !d.hit() {
+                    let _ = rt.send(*slot.get().expect("ponger set"), m);
+                }
+            },
+            1000,
+        );
+        let rt = self.rt.clone();
+        let ponger = self.rt.spawn_fn(
+            move |m| {
+                let _ = rt.send(pinger, m);
+            },
+            1000,
+        );
+        ponger_slot.set(ponger).unwrap();
+        let start = Instant::now();
+        self.rt
+            .send(ponger, Message::User(Bytes::from_static(b"ball")))
+            .unwrap();
+        done.wait();
+        let t = start.elapsed();
+        self.stop_all(&[pinger, ponger]);
+        t
+    }
+
+    fn skynet(&self, depth: u32) -> (u64, Duration) {
+        let done = Done::new(1);
+        let start = Instant::now();
+        let d = done.clone();
+        let report = self.rt.spawn_fn(
+            move |m| {
+                if let Message::User(b) = m {
+                    d.finish_with(u64_of(&b));
+                }
+                Flow::Stop
+            },
+            10,
+        );
+        let root = spawn_node(&self.rt, report, 0, 10u64.pow(depth));
+        self.rt.send(root, Message::User(Bytes::new())).unwrap();
+        done.wait();
+        (done.value(), start.elapsed())
+    }
+}
+
+/// A skynet node: an empty message starts it (a leaf answers, an inner node spawns its ten
+/// children); it adds up the ten answers and reports to `parent`.
+fn spawn_node(rt: &Runtime, parent: Pid, num: u64, size: u64) -> Pid {
+    let rt2 = rt.clone();
+    let answers = AtomicU64::new(0);
+    let sum = AtomicU64::new(0);
+    let me = Arc::new(OnceLock::<Pid>::new());
+    let me2 = me.clone();
+    let pid = rt.spawn_fn(
+        move |m| {
+            let Message::User(b) = m else {
+                return Flow::Continue;
+            };
+            let reply = |v: u64| {
+                let _ = rt2.send(
+                    parent,
+                    Message::User(Bytes::copy_from_slice(&v.to_le_bytes())),
+                );
+            };
+            if b.is_empty() {
+                if size == 1 {
+                    reply(num);
+                    return Flow::Stop;
+                }
+                let step = size / 10;
+                let me = *me2.get().expect("pid set before start");
+                for i in 0..10 {
+                    let child = spawn_node(&rt2, me, num + i * step, step);
+                    let _ = rt2.send(child, Message::User(Bytes::new()));
+                }
+                return Flow::Continue;
+            }
+            let v = u64_of(&b);
+            let total = sum.fetch_add(v, Ordering::Relaxed) + v;
+            if answers.fetch_add(1, Ordering::Relaxed) + 1 == 10 {
+                reply(total);
+                return Flow::Stop;
+            }
+            Flow::Continue
+        },
+        100,
+    );
+    me.set(pid).expect("set once");
+    pid
+}
