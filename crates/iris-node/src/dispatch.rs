@@ -7,10 +7,19 @@
 //! backlog) until the Promise settles. Each actor may have at most `budget` messages taken
 //! from its mailbox and not yet handled (its *window*), so bounded mailboxes still fill up
 //! when JS is slower than the senders.
+//!
+//! Batching: the messages of a drain go to JavaScript in chunks of up to [`CHUNK`], through
+//! one call of a small JS function (`deliver`) per chunk instead of several N-API calls per
+//! message. The chunk's small payloads are copied into one Buffer that each message views
+//! (`subarray`, made in JS); handlers are found by slot in a JS array; a shared `Int32Array`
+//! (`mem`) carries the chunk's layout in and, when a handler throws, returns `STOP` or a
+//! Promise, or a `stop` call ran, the index where `deliver` returned so Rust can act on it
+//! and resume after it. An actor that ended or awaits a Promise is *blocked* for the rest of
+//! the chunk: JS skips its messages, and Rust then drops them or moves them to its backlog.
 
 use std::collections::{HashSet, VecDeque};
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use iris::{Behavior, ExitInfo, ExitReason, Flow, Message, Pid, Runtime};
@@ -31,6 +40,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The JS side of one push actor, shared by all its behaviours (hot swaps included).
 pub(crate) struct Lane {
     pid: OnceLock<Pid>,
+    /// The chunk this lane was last put in and its index there (`generation << 32 | index`).
+    /// JS thread only.
+    mark: AtomicU64,
     /// Messages the actor may still hand to JS before one is handled.
     window: Semaphore,
     js: Mutex<LaneJs>,
@@ -41,13 +53,14 @@ struct LaneJs {
     dead: bool,
     /// A handler's Promise is pending: later messages wait here.
     busy: bool,
-    backlog: VecDeque<(Arc<JsFn>, Message, InFlight)>,
+    backlog: VecDeque<(Arc<PushHandler>, Message, InFlight)>,
 }
 
 impl Lane {
     pub(crate) fn new(window: usize) -> Arc<Lane> {
         Arc::new(Lane {
             pid: OnceLock::new(),
+            mark: AtomicU64::new(u64::MAX),
             window: Semaphore::new(window.clamp(1, Semaphore::MAX_PERMITS)),
             js: Mutex::new(LaneJs::default()),
         })
@@ -101,7 +114,7 @@ pub(crate) enum Job {
     /// A message for a push actor's handler.
     Msg {
         lane: Arc<Lane>,
-        handler: Arc<JsFn>,
+        handler: Arc<PushHandler>,
         msg: Message,
         token: InFlight,
     },
@@ -109,8 +122,116 @@ pub(crate) enum Job {
     Call(JsThreadFn),
 }
 
+/// Messages per call of `deliver`.
+pub(crate) const CHUNK: usize = 512;
+/// Payloads up to this size share their chunk's Buffer; larger ones get their own.
+const SHARED_MAX: usize = 1024;
+/// A chunk's shared Buffer stays below this (a handler that keeps one message keeps it).
+const SHARED_CAP: usize = 16 * 1024;
+
+// The layout of `mem` (i32s): what `deliver` reads and writes.
+const M_EPOCH: usize = 0;
+const M_AT: usize = 1;
+const M_WHY: usize = 2;
+const M_BLOCKED: usize = 3;
+const M_META: usize = M_BLOCKED + CHUNK;
+const MEM_LEN: usize = M_META + 4 * CHUNK;
+
+// Why `deliver` returned before the end of its chunk.
+const WHY_DONE: i32 = 0;
+const WHY_THREW: i32 = 1;
+const WHY_RETURNED: i32 = 2;
+const WHY_STOPPED: i32 = 3;
+
+/// Runs a chunk's handlers. Per message `mem` holds: the handler's slot in `table`, the
+/// payload's start and end in `payload` (end -1: the message is `vals[i]`), and the
+/// actor's index in the chunk, whose `blocked` flag makes JS skip its messages. Returns to
+/// Rust (`mem[M_AT]`, `mem[M_WHY]`) when a handler throws, returns `STOP` or a thenable, or
+/// when `mem[M_EPOCH]` changed (an actor was stopped from JS).
+const DELIVER_JS: &str = r#"(function (STOP, BLOCKED, META) {
+  'use strict'
+  return function irisDeliver(table, mem, payload, vals, from, n) {
+    const epoch = mem[0]
+    for (let i = from; i < n; i++) {
+      const k = META + 4 * i
+      if (mem[BLOCKED + mem[k + 3]] !== 0) continue
+      const end = mem[k + 2]
+      let msg
+      if (end < 0) {
+        msg = vals[i]
+      } else {
+        msg = payload.subarray(mem[k + 1], end)
+        msg.data = msg
+      }
+      const f = table[mem[k]]
+      let r
+      try {
+        r = f(msg)
+        if (r !== undefined && r !== null && (r === STOP || typeof r.then === 'function')) {
+          mem[1] = i
+          mem[2] = 2
+          return r
+        }
+      } catch (e) {
+        mem[1] = i
+        mem[2] = 1
+        return e
+      }
+      if (mem[0] !== epoch) {
+        mem[1] = i
+        mem[2] = 3
+        return undefined
+      }
+    }
+    mem[1] = n
+    mem[2] = 0
+    return undefined
+  }
+})"#;
+
+/// A push actor's handler as the dispatcher knows it: the function, and its slot in the JS
+/// handler table (freed when the last behaviour using it is gone).
+pub(crate) struct PushHandler {
+    f: JsFn,
+    slot: u32,
+    freed: Arc<Mutex<Vec<u32>>>,
+}
+
+impl Drop for PushHandler {
+    fn drop(&mut self) {
+        lock(&self.freed).push(self.slot);
+    }
+}
+
+/// JS values the dispatcher keeps (created once, on the JS thread).
+struct JsRefs {
+    /// `Array<Function>`: handlers by slot.
+    table: sys::napi_ref,
+    /// The `Int32Array` `mem`, and its memory.
+    mem: sys::napi_ref,
+    mem_ptr: *mut i32,
+    deliver: sys::napi_ref,
+}
+
+// SAFETY: the references and the pointer are only used on the JS thread (drain, spawn and
+// stop run there); other threads only move the struct along with `Shared`.
+unsafe impl Send for JsRefs {}
+// SAFETY: as above.
+unsafe impl Sync for JsRefs {}
+
+#[derive(Default)]
+struct Slots {
+    next: u32,
+    free: Vec<u32>,
+}
+
 struct Shared {
     queue: Mutex<Vec<Job>>,
+    refs: JsRefs,
+    slots: Mutex<Slots>,
+    freed: Arc<Mutex<Vec<u32>>>,
+    /// Chunks made so far (a lane's `mark` names the chunk it is in).
+    generation: AtomicU64,
     in_flight: Arc<AtomicUsize>,
     /// PIDs that JS sent to lately: while their mailboxes hold messages, the loop stays alive.
     active: Mutex<HashSet<Pid>>,
@@ -134,6 +255,10 @@ impl Dispatcher {
     pub(crate) fn new(env: &Env, rt: Runtime) -> Result<Arc<Dispatcher>> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Vec::new()),
+            refs: js_refs(env)?,
+            slots: Mutex::new(Slots::default()),
+            freed: Arc::new(Mutex::new(Vec::new())),
+            generation: AtomicU64::new(0),
             in_flight: Arc::new(AtomicUsize::new(0)),
             active: Mutex::new(HashSet::new()),
             refd: AtomicBool::new(false),
@@ -193,8 +318,64 @@ impl Dispatcher {
         push(&self.shared, job);
     }
 
+    /// Puts `f` in the handler table. Called on the JS thread.
+    pub(crate) fn handler(&self, env: &Env, f: JsFn) -> Result<Arc<PushHandler>> {
+        let shared = &self.shared;
+        let raw = env.raw();
+        let table = get_ref(raw, shared.refs.table)?;
+        let slot = {
+            let mut slots = lock(&shared.slots);
+            // Forget the functions of freed slots, so they can be collected.
+            let freed = std::mem::take(&mut *lock(&shared.freed));
+            if !freed.is_empty() {
+                let undefined = js::undefined(raw)?;
+                for &slot in &freed {
+                    // SAFETY: `table` is an array of this env.
+                    js::check(
+                        unsafe { sys::napi_set_element(raw, table, slot, undefined) },
+                        "free a handler slot",
+                    )?;
+                }
+                slots.free.extend(freed);
+            }
+            match slots.free.pop() {
+                Some(s) => s,
+                None => {
+                    slots.next += 1;
+                    slots.next - 1
+                }
+            }
+        };
+        let func = f.borrow_back(env)?;
+        // SAFETY: `table` and `func` are values of this env.
+        let set = js::check(
+            unsafe { sys::napi_set_element(raw, table, slot, func.raw()) },
+            "store a handler",
+        );
+        let h = Arc::new(PushHandler {
+            f,
+            slot,
+            freed: shared.freed.clone(),
+        });
+        set.map(|()| h)
+    }
+
+    /// Tells a running `deliver` that an actor may have been stopped, so it checks before
+    /// running the chunk's next handler. Called on the JS thread.
+    pub(crate) fn stopped(&self) {
+        // SAFETY: `mem_ptr` points at `MEM_LEN` i32s kept alive by `refs.mem`; JS thread.
+        unsafe {
+            let p = self.shared.refs.mem_ptr.add(M_EPOCH);
+            p.write(p.read().wrapping_add(1));
+        }
+    }
+
     /// A push actor's behaviour: hands each message to JS, at most `window` ahead.
-    pub(crate) fn behavior(self: &Arc<Self>, lane: Arc<Lane>, handler: Arc<JsFn>) -> Behavior {
+    pub(crate) fn behavior(
+        self: &Arc<Self>,
+        lane: Arc<Lane>,
+        handler: Arc<PushHandler>,
+    ) -> Behavior {
         let disp = self.clone();
         Behavior::from_async(move |msg| {
             let disp = disp.clone();
@@ -304,9 +485,103 @@ fn watch_quiet(shared: Arc<Shared>) {
     });
 }
 
+fn get_ref(env: sys::napi_env, r: sys::napi_ref) -> Result<sys::napi_value> {
+    let mut v = ptr::null_mut();
+    // SAFETY: `r` is a live reference of this env.
+    js::check(
+        unsafe { sys::napi_get_reference_value(env, r, &mut v) },
+        "read a reference",
+    )?;
+    Ok(v)
+}
+
+fn new_ref(env: sys::napi_env, v: sys::napi_value) -> Result<sys::napi_ref> {
+    let mut r = ptr::null_mut();
+    // SAFETY: `v` is a value of this env; the reference is never deleted (it lives as long as
+    // the dispatcher, which lives as long as the process).
+    js::check(
+        unsafe { sys::napi_create_reference(env, v, 1, &mut r) },
+        "make a reference",
+    )?;
+    Ok(r)
+}
+
+/// The handler table, `mem` and the compiled `deliver`.
+fn js_refs(env: &Env) -> Result<JsRefs> {
+    let raw = env.raw();
+    let mut table = ptr::null_mut();
+    // SAFETY: on the JS thread, with its env (as every call below).
+    js::check(
+        unsafe { sys::napi_create_array(raw, &mut table) },
+        "create array",
+    )?;
+    let mut ab = ptr::null_mut();
+    let mut data = ptr::null_mut();
+    js::check(
+        unsafe { sys::napi_create_arraybuffer(raw, MEM_LEN * 4, &mut data, &mut ab) },
+        "create arraybuffer",
+    )?;
+    let mut mem = ptr::null_mut();
+    js::check(
+        unsafe {
+            sys::napi_create_typedarray(
+                raw,
+                sys::TypedarrayType::int32_array,
+                MEM_LEN,
+                ab,
+                0,
+                &mut mem,
+            )
+        },
+        "create Int32Array",
+    )?;
+    let src = js::js_string(raw, DELIVER_JS)?;
+    let mut factory = ptr::null_mut();
+    js::check(
+        unsafe { sys::napi_run_script(raw, src, &mut factory) },
+        "compile deliver",
+    )?;
+    let stop = match js::stop_value(raw) {
+        Some(v) => v,
+        None => js::undefined(raw)?,
+    };
+    let mut blocked = ptr::null_mut();
+    let mut meta = ptr::null_mut();
+    js::check(
+        unsafe { sys::napi_create_uint32(raw, M_BLOCKED as u32, &mut blocked) },
+        "create number",
+    )?;
+    js::check(
+        unsafe { sys::napi_create_uint32(raw, M_META as u32, &mut meta) },
+        "create number",
+    )?;
+    let undefined = js::undefined(raw)?;
+    let mut deliver = ptr::null_mut();
+    js::check(
+        unsafe {
+            sys::napi_call_function(
+                raw,
+                undefined,
+                factory,
+                3,
+                [stop, blocked, meta].as_ptr(),
+                &mut deliver,
+            )
+        },
+        "make deliver",
+    )?;
+    Ok(JsRefs {
+        table: new_ref(raw, table)?,
+        mem: new_ref(raw, mem)?,
+        mem_ptr: data.cast::<i32>(),
+        deliver: new_ref(raw, deliver)?,
+    })
+}
+
 fn drain(env: &Env, shared: &Arc<Shared>) {
     shared.scheduled.store(false, Ordering::Release);
     let jobs = std::mem::take(&mut *lock(&shared.queue));
+    let mut chunk = Chunk::default();
     for job in jobs {
         match job {
             Job::Msg {
@@ -315,19 +590,311 @@ fn drain(env: &Env, shared: &Arc<Shared>) {
                 msg,
                 token,
             } => {
-                let mut js = lock(&lane.js);
-                if js.dead {
-                    continue;
+                {
+                    let mut js = lock(&lane.js);
+                    if js.dead {
+                        continue;
+                    }
+                    if js.busy {
+                        js.backlog.push_back((handler, msg, token));
+                        continue;
+                    }
                 }
-                if js.busy {
-                    js.backlog.push_back((handler, msg, token));
-                    continue;
+                if chunk.is_full_for(&msg) {
+                    chunk.run(env, shared);
                 }
-                drop(js);
-                run_one(env, &shared.rt, &lane, &handler, &msg, token);
+                chunk.add(shared, lane, handler, msg, token);
             }
-            Job::Call(f) => f(env, &shared.rt),
+            Job::Call(f) => {
+                chunk.run(env, shared);
+                f(env, &shared.rt);
+            }
         }
+    }
+    chunk.run(env, shared);
+}
+
+/// A message of a chunk.
+struct Item {
+    lane: u32,
+    handler: Arc<PushHandler>,
+    msg: Message,
+    /// Taken when the handler returned a Promise (it then holds the window place).
+    token: Option<InFlight>,
+}
+
+/// An actor with messages in a chunk.
+struct ChunkLane {
+    lane: Arc<Lane>,
+    /// The index of the message after which its messages were skipped.
+    blocked_at: Option<usize>,
+    /// Its messages handled (each gives a place in its window back).
+    handled: usize,
+}
+
+#[derive(Default)]
+struct Chunk {
+    items: Vec<Item>,
+    lanes: Vec<ChunkLane>,
+    shared_bytes: usize,
+    own_buffers: bool,
+    generation: u64,
+}
+
+fn shares(msg: &Message) -> Option<usize> {
+    match msg {
+        Message::User(b) if b.len() <= SHARED_MAX => Some(b.len()),
+        _ => None,
+    }
+}
+
+impl Chunk {
+    fn is_full_for(&self, msg: &Message) -> bool {
+        self.items.len() >= CHUNK || shares(msg).is_some_and(|n| self.shared_bytes + n > SHARED_CAP)
+    }
+
+    fn add(
+        &mut self,
+        shared: &Shared,
+        lane: Arc<Lane>,
+        handler: Arc<PushHandler>,
+        msg: Message,
+        token: InFlight,
+    ) {
+        if self.items.is_empty() && self.lanes.is_empty() {
+            self.generation = shared.generation.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff;
+        }
+        let mark = lane.mark.load(Ordering::Relaxed);
+        let at = (mark & 0xffff_ffff) as usize;
+        let index = if mark >> 32 == self.generation
+            && self
+                .lanes
+                .get(at)
+                .is_some_and(|l| Arc::ptr_eq(&l.lane, &lane))
+        {
+            at
+        } else {
+            if !shared.rt.is_alive(lane.pid()) {
+                // Stopped meanwhile: the messages it had not started are dropped.
+                lane.end(&shared.rt, None);
+                return;
+            }
+            let index = self.lanes.len();
+            lane.mark
+                .store(self.generation << 32 | index as u64, Ordering::Relaxed);
+            self.lanes.push(ChunkLane {
+                lane,
+                blocked_at: None,
+                handled: 0,
+            });
+            index
+        };
+        match shares(&msg) {
+            Some(n) => self.shared_bytes += n,
+            None => self.own_buffers = true,
+        }
+        self.items.push(Item {
+            lane: index as u32,
+            handler,
+            msg,
+            token: Some(token),
+        });
+    }
+
+    /// Runs the chunk's messages through their handlers, then empties it.
+    fn run(&mut self, env: &Env, shared: &Shared) {
+        if !self.items.is_empty()
+            && let Err(e) = self.deliver(env, shared)
+        {
+            // No handler could run: end the actors of the messages left, as a failed
+            // delivery of a single message does.
+            let why = format!("iris: cannot deliver a message: {e}");
+            for l in &mut self.lanes {
+                if l.blocked_at.is_none() {
+                    l.lane.end(&shared.rt, crash(why.clone()));
+                }
+            }
+        }
+        self.finish();
+    }
+
+    fn deliver(&mut self, env: &Env, shared: &Shared) -> Result<()> {
+        let raw = env.raw();
+        let refs = &shared.refs;
+        let mem = refs.mem_ptr;
+        let n = self.items.len();
+        let mut data = ptr::null_mut();
+        let mut payload = ptr::null_mut();
+        // SAFETY: on the JS thread, with its env.
+        js::check(
+            unsafe { sys::napi_create_buffer(raw, self.shared_bytes, &mut data, &mut payload) },
+            "create buffer",
+        )?;
+        let vals = if self.own_buffers {
+            let mut arr = ptr::null_mut();
+            // SAFETY: as above.
+            js::check(
+                unsafe { sys::napi_create_array_with_length(raw, n, &mut arr) },
+                "create array",
+            )?;
+            arr
+        } else {
+            js::undefined(raw)?
+        };
+        let mut off = 0usize;
+        for (i, item) in self.items.iter().enumerate() {
+            let (start, end) = match &item.msg {
+                Message::User(b) if b.len() <= SHARED_MAX => {
+                    // SAFETY: the Buffer has `shared_bytes` bytes, the sum of these lengths.
+                    unsafe {
+                        ptr::copy_nonoverlapping(b.as_ptr(), data.cast::<u8>().add(off), b.len())
+                    };
+                    off += b.len();
+                    ((off - b.len()) as i32, off as i32)
+                }
+                other => {
+                    let v = js::message_value(raw, other)?;
+                    // SAFETY: `vals` is an array of this env.
+                    js::check(
+                        unsafe { sys::napi_set_element(raw, vals, i as u32, v) },
+                        "set element",
+                    )?;
+                    (0, -1)
+                }
+            };
+            // SAFETY: `mem` holds `MEM_LEN` i32s and `i < CHUNK`.
+            unsafe {
+                let k = mem.add(M_META + 4 * i);
+                k.write(item.handler.slot as i32);
+                k.add(1).write(start);
+                k.add(2).write(end);
+                k.add(3).write(item.lane as i32);
+            }
+        }
+        // SAFETY: as above, `lanes.len() <= CHUNK`.
+        unsafe { ptr::write_bytes(mem.add(M_BLOCKED), 0, self.lanes.len()) };
+        let table = get_ref(raw, refs.table)?;
+        let mem_v = get_ref(raw, refs.mem)?;
+        let deliver = get_ref(raw, refs.deliver)?;
+        let undefined = js::undefined(raw)?;
+        let mut from = 0usize;
+        while from < n {
+            let mut from_v = ptr::null_mut();
+            let mut n_v = ptr::null_mut();
+            let mut ret = ptr::null_mut();
+            // SAFETY: on the JS thread; every value belongs to this env.
+            let status = unsafe {
+                sys::napi_create_uint32(raw, from as u32, &mut from_v);
+                sys::napi_create_uint32(raw, n as u32, &mut n_v);
+                sys::napi_call_function(
+                    raw,
+                    undefined,
+                    deliver,
+                    6,
+                    [table, mem_v, payload, vals, from_v, n_v].as_ptr(),
+                    &mut ret,
+                )
+            };
+            if status != sys::Status::napi_ok {
+                let mut pending = false;
+                // SAFETY: as above.
+                unsafe {
+                    sys::napi_is_exception_pending(raw, &mut pending);
+                    if pending {
+                        let mut ex = ptr::null_mut();
+                        sys::napi_get_and_clear_last_exception(raw, &mut ex);
+                    }
+                }
+                return Err(napi::Error::new(
+                    Status::from(status),
+                    "calling deliver failed",
+                ));
+            }
+            // SAFETY: `mem` as above; `deliver` wrote these before returning.
+            let (at, why) = unsafe { (mem.add(M_AT).read() as usize, mem.add(M_WHY).read()) };
+            if why == WHY_DONE || at >= n {
+                break;
+            }
+            self.returned(env, shared, at, why, ret);
+            from = at + 1;
+        }
+        Ok(())
+    }
+
+    /// Acts on what the handler of message `at` did, when `deliver` returned for it.
+    fn returned(&mut self, env: &Env, shared: &Shared, at: usize, why: i32, v: sys::napi_value) {
+        let raw = env.raw();
+        let rt = &shared.rt;
+        let li = self.items[at].lane as usize;
+        let lane = self.lanes[li].lane.clone();
+        match why {
+            WHY_THREW => {
+                lane.end(rt, crash(js::describe_thrown(raw, v)));
+                self.block(shared, li, at);
+            }
+            WHY_RETURNED if js::is_stop(raw, v) => {
+                lane.end(rt, Some(ExitInfo::new(ExitReason::Normal)));
+                self.block(shared, li, at);
+            }
+            WHY_RETURNED if js::is_promise(raw, v) => {
+                lock(&lane.js).busy = true;
+                // The window place comes back when the Promise settles.
+                let token = self.items[at].token.take();
+                self.block(shared, li, at);
+                if let Some(token) = token
+                    && let Err(e) = await_handler(env, rt, &lane, v, token)
+                {
+                    lane.end(rt, crash(format!("iris: cannot await a handler: {e}")));
+                }
+            }
+            WHY_STOPPED => {
+                // A handler stopped actors from JS: those of this chunk take nothing more.
+                for i in 0..self.lanes.len() {
+                    let l = &self.lanes[i];
+                    if l.blocked_at.is_none() && !rt.is_alive(l.lane.pid()) {
+                        l.lane.end(rt, None);
+                        self.block(shared, i, at);
+                    }
+                }
+            }
+            // A thenable that is not a Promise, like any other value.
+            _ => {}
+        }
+    }
+
+    /// Skips lane `li`'s messages after `at` in this chunk.
+    fn block(&mut self, shared: &Shared, li: usize, at: usize) {
+        if self.lanes[li].blocked_at.is_none() {
+            self.lanes[li].blocked_at = Some(at);
+            // SAFETY: `mem_ptr` holds `MEM_LEN` i32s and `li < CHUNK`; on the JS thread.
+            unsafe { shared.refs.mem_ptr.add(M_BLOCKED + li).write(1) };
+        }
+    }
+
+    /// Drops or backlogs the skipped messages, gives window places back, empties the chunk.
+    fn finish(&mut self) {
+        for (i, item) in self.items.drain(..).enumerate() {
+            let l = &mut self.lanes[item.lane as usize];
+            match l.blocked_at {
+                Some(b) if i > b => {
+                    let mut js = lock(&l.lane.js);
+                    if !js.dead
+                        && let Some(token) = item.token
+                    {
+                        js.backlog.push_back((item.handler, item.msg, token));
+                    }
+                }
+                _ if item.token.is_some() => l.handled += 1,
+                _ => {}
+            }
+        }
+        for l in self.lanes.drain(..) {
+            if l.handled > 0 {
+                l.lane.window.add_permits(l.handled);
+            }
+        }
+        self.shared_bytes = 0;
+        self.own_buffers = false;
     }
 }
 
@@ -375,7 +942,7 @@ fn run_one(
     env: &Env,
     rt: &Runtime,
     lane: &Arc<Lane>,
-    handler: &Arc<JsFn>,
+    handler: &Arc<PushHandler>,
     msg: &Message,
     token: InFlight,
 ) {
@@ -386,7 +953,7 @@ fn run_one(
         return;
     }
     let raw = env.raw();
-    let outcome = js::message_value(raw, msg).and_then(|arg| call(env, handler, arg));
+    let outcome = js::message_value(raw, msg).and_then(|arg| call(env, &handler.f, arg));
     match outcome {
         Err(e) => lane.end(rt, crash(format!("iris: cannot deliver a message: {e}"))),
         Ok(Called::Threw(why)) => lane.end(rt, crash(why)),

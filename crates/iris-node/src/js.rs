@@ -13,7 +13,7 @@ use crate::runtime::ExitInfoJs;
 use crate::args;
 
 /// Turns a raw status into a `Result`.
-fn check(status: sys::napi_status, what: &str) -> Result<()> {
+pub(crate) fn check(status: sys::napi_status, what: &str) -> Result<()> {
     if status == sys::Status::napi_ok {
         Ok(())
     } else {
@@ -21,7 +21,7 @@ fn check(status: sys::napi_status, what: &str) -> Result<()> {
     }
 }
 
-fn js_string(env: sys::napi_env, s: &str) -> Result<sys::napi_value> {
+pub(crate) fn js_string(env: sys::napi_env, s: &str) -> Result<sys::napi_value> {
     let mut out = ptr::null_mut();
     // SAFETY: `env` is the live env of this callback; the pointer/length pair is a valid str.
     check(
@@ -287,6 +287,15 @@ pub(crate) fn install_stop(env: sys::napi_env, class: sys::napi_value) -> Result
     )?;
     STOP.with(|s| *s.borrow_mut() = Some(r));
     set(env, class, c"STOP", sym)
+}
+
+/// `NodeRuntime.STOP`, once the module is initialized.
+pub(crate) fn stop_value(env: sys::napi_env) -> Option<sys::napi_value> {
+    let r = STOP.with(|s| *s.borrow())?;
+    let mut sym = ptr::null_mut();
+    // SAFETY: `r` was created on this thread's env and is never deleted.
+    (unsafe { sys::napi_get_reference_value(env, r, &mut sym) } == sys::Status::napi_ok)
+        .then_some(sym)
 }
 
 /// `true` when `v` is `NodeRuntime.STOP`.

@@ -16,7 +16,7 @@ use napi::{Env, JsValue, Result};
 use napi_derive::napi;
 use tokio::sync::oneshot;
 
-use crate::dispatch::{Called, Dispatcher, Job, JsFn, Lane, call};
+use crate::dispatch::{Called, Dispatcher, Job, JsFn, Lane, PushHandler, call};
 use crate::js::{
     self, Count, Exit, Handler, Kind, Outcome, Payload, Pid as PidArg, Received, Seconds, Wrapped,
 };
@@ -143,7 +143,7 @@ impl NodeRuntime {
     fn spawn_push(
         &self,
         env: &Env,
-        handler: Arc<JsFn>,
+        handler: Arc<PushHandler>,
         opts: SpawnOptions,
         virt: Option<(Option<Duration>, bool)>,
     ) -> Result<f64> {
@@ -325,7 +325,7 @@ impl NodeRuntime {
             budget: budget_of(budget),
             ..SpawnOptions::default()
         };
-        self.spawn_push(&env, Arc::new(handler.0), opts, None)
+        self.spawn_push(&env, self.disp.handler(&env, handler.0)?, opts, None)
     }
 
     /// Spawns a push actor with a bounded mailbox of `capacity` messages (policy `dropnew`).
@@ -342,7 +342,7 @@ impl NodeRuntime {
             capacity: Some(capacity.0 as usize),
             parent: None,
         };
-        self.spawn_push(&env, Arc::new(handler.0), opts, None)
+        self.spawn_push(&env, self.disp.handler(&env, handler.0)?, opts, None)
     }
 
     /// Spawns a push actor that is shut down when `parent` exits.
@@ -359,7 +359,7 @@ impl NodeRuntime {
             capacity: None,
             parent: Some(parent.0),
         };
-        self.spawn_push(&env, Arc::new(handler.0), opts, None)
+        self.spawn_push(&env, self.disp.handler(&env, handler.0)?, opts, None)
     }
 
     /// Spawns `size` (default 4) long-lived push workers under `parent` and returns their
@@ -376,7 +376,10 @@ impl NodeRuntime {
         budget: Option<Count>,
     ) -> Result<Vec<f64>> {
         let size = size.map_or(4, |c| c.0);
-        let handler = handler.map(|h| Arc::new(h.0));
+        let handler = match handler {
+            Some(h) => Some(self.disp.handler(&env, h.0)?),
+            None => None,
+        };
         let mut out = Vec::with_capacity(size as usize);
         for _ in 0..size {
             let opts = SpawnOptions {
@@ -418,7 +421,7 @@ impl NodeRuntime {
         let idle = idle_timeout_ms.map(|c| Duration::from_millis(c.0));
         self.spawn_push(
             &env,
-            Arc::new(handler.0),
+            self.disp.handler(&env, handler.0)?,
             opts,
             Some((idle, reactivate.unwrap_or(false))),
         )
@@ -522,6 +525,7 @@ impl NodeRuntime {
     /// Stops an actor (`Killed`) after the message it is handling; `false` if it was not alive.
     #[napi(ts_args_type = "pid: number")]
     pub fn stop(&self, pid: PidArg) -> bool {
+        self.disp.stopped();
         self.rt.stop(pid.0)
     }
 
@@ -588,7 +592,9 @@ impl NodeRuntime {
             };
             return Err(actor_error(&env, &e));
         };
-        let behavior = self.disp.behavior(lane, Arc::new(handler.0));
+        let behavior = self
+            .disp
+            .behavior(lane, self.disp.handler(&env, handler.0)?);
         self.rt
             .hot_swap_behavior(pid.0, behavior)
             .map(|v| v as f64)
@@ -953,6 +959,7 @@ impl NodeRuntime {
     /// fail afterwards. Safe to call twice.
     #[napi]
     pub fn close(&self, env: Env) {
+        self.disp.stopped();
         self.disp.release(&env);
         if !self.closed.swap(true, Ordering::AcqRel) {
             // Waiting here would block the JS thread that pending handlers need.
