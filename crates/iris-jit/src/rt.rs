@@ -13,8 +13,47 @@ fn is_odd_integer(x: f64) -> bool {
     (x.abs() % 2.0) == 1.0
 }
 
+/// `x ** 0.5` as glibc's `pow(x, 0.5)` returns it, without calling `pow` when the answer is
+/// certain: glibc's `pow` (2.28 and later) is documented to err by at most 0.52 ULP, so
+/// whenever the exact square root lies within 0.4 ULP of the correctly rounded `sqrt(x)`,
+/// every other double is more than 0.6 ULP away and `pow` must return `sqrt(x)` too. The
+/// distance comes from the exact residual `s*s - x` (one fused multiply-add). Elsewhere
+/// (near a rounding midpoint, extreme or special inputs, no FMA) `None`: call `pow`.
+#[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
+fn sqrt_where_pow_agrees(x: f64) -> Option<f64> {
+    #[target_feature(enable = "fma")]
+    fn residual(s: f64, x: f64) -> f64 {
+        use std::arch::x86_64::{_mm_cvtsd_f64, _mm_fmsub_sd, _mm_set_sd};
+        let (a, b) = (_mm_set_sd(s), _mm_set_sd(x));
+        _mm_cvtsd_f64(_mm_fmsub_sd(a, a, b))
+    }
+    if !(1e-300..=1e300).contains(&x) || !std::arch::is_x86_feature_detected!("fma") {
+        return None;
+    }
+    let s = x.sqrt();
+    // a power of two has a smaller ULP below it; rare, so leave it to `pow`
+    if s.to_bits() & ((1 << 52) - 1) == 0 {
+        return None;
+    }
+    // SAFETY: the CPU supports FMA (checked above)
+    let r = unsafe { residual(s, x) };
+    let ulp = f64::from_bits(s.to_bits() + 1) - s;
+    // |sqrt(x) - s| = |r| / (sqrt(x) + s), within a hair of |r| / 2s
+    (r.abs() / (2.0 * s * ulp) <= 0.4).then_some(s)
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64")))]
+fn sqrt_where_pow_agrees(_x: f64) -> Option<f64> {
+    None
+}
+
 /// `float ** float`, CPython's `float_pow`.
 pub(crate) fn f_pow(iv: f64, iw: f64) -> R<f64> {
+    if iw == 0.5
+        && let Some(s) = sqrt_where_pow_agrees(iv)
+    {
+        return Ok(s);
+    }
     if iw == 0.0 {
         return Ok(1.0);
     }
@@ -691,5 +730,40 @@ mod tests {
                 "{v}"
             );
         }
+    }
+
+    #[test]
+    fn sqrt_shortcut_of_pow_half_is_bit_identical_to_pow() {
+        // the README's counterexamples to `x ** 0.5 == sqrt(x)` must take `pow`
+        let hard = 2.0285093053495667e-112_f64;
+        assert_eq!(f_pow(hard, 0.5), Ok(hard.powf(0.5)));
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut shortcut = 0u32;
+        for i in 0..2_000_000u32 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // every exponent, random mantissas; every 4th near a small integer's square
+            let x = if i % 4 == 0 {
+                let k = f64::from(i % 100_000 + 1);
+                k * k * (1.0 + (state >> 40) as f64 * 1e-16)
+            } else {
+                f64::from_bits(state >> 1)
+            };
+            if !(x.is_finite() && x > 0.0) {
+                continue;
+            }
+            let want = x.powf(0.5);
+            assert_eq!(f_pow(x, 0.5).map(f64::to_bits), Ok(want.to_bits()), "{x:e}");
+            shortcut += u32::from(sqrt_where_pow_agrees(x).is_some());
+        }
+        #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
+        if std::arch::is_x86_feature_detected!("fma") {
+            assert!(
+                shortcut > 1_000_000,
+                "the shortcut covers most inputs: {shortcut}"
+            );
+        }
+        let _ = shortcut;
     }
 }

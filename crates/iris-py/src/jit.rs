@@ -1,13 +1,14 @@
-//! `@iris.offload`: functions compiled by `iris-jit`, called with the interpreter released.
-//! Python lowers the function's source (see `iris/jit.py`); anything the JIT cannot run
-//! exactly raises `JitFallback`, and the wrapper runs the original Python function instead.
+//! `@iris.offload`: functions compiled by `iris-jit`, called from the interpreter directly
+//! (buffer calls and loops with the interpreter released). Python lowers the function's
+//! source (see `iris/jit.py`); a call the JIT cannot run exactly runs the original function.
 
 use iris_jit::{
-    Arg, CompileOptions, CompiledExpr, DType, Jit, JitError, ReturnType, Value, VecOut,
+    Arg, CompileOptions, CompiledExpr, DType, Jit, JitError, Reducer, ReturnType, Value, VecOut,
 };
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyFloat, PyInt, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyTuple};
+use pyo3::{PyTraverseError, PyVisit, ffi};
 
 use crate::errors::{Kind, err};
 
@@ -56,50 +57,184 @@ enum Held {
     Buffer(PyUntypedBuffer, DType),
 }
 
-fn hold(obj: &Bound<'_, PyAny>) -> PyResult<Held> {
+/// Why a call did not produce a value.
+enum Miss {
+    /// Python must run this call (an error Python raises, a big int, an unsupported argument).
+    Fallback(String),
+    /// A real error (the iteration cap, a failed conversion).
+    Raise(PyErr),
+}
+
+impl From<PyErr> for Miss {
+    fn from(e: PyErr) -> Self {
+        Self::Raise(e)
+    }
+}
+
+fn miss(e: JitError) -> Miss {
+    match e {
+        JitError::IterationCap { .. } | JitError::Compile(_) => Miss::Raise(jit_err(e)),
+        other => Miss::Fallback(other.to_string()),
+    }
+}
+
+/// A scalar argument (`bool`, an `int` within 64 bits, a `float` or a subclass), exact `float`
+/// first: that is the common case and needs no call into the interpreter.
+fn scalar(obj: &Bound<'_, PyAny>) -> Result<Option<Value>, Miss> {
+    if let Ok(f) = obj.cast_exact::<PyFloat>() {
+        return Ok(Some(Value::F64(f.value())));
+    }
     if let Ok(b) = obj.cast::<PyBool>() {
-        return Ok(Held::Scalar(Value::Bool(b.is_true())));
+        return Ok(Some(Value::Bool(b.is_true())));
     }
     if obj.is_instance_of::<PyInt>() {
         return match obj.extract::<i64>() {
-            Ok(v) => Ok(Held::Scalar(Value::I64(v))),
-            Err(_) => Err(fallback("an int beyond 64 bits")),
+            Ok(v) => Ok(Some(Value::I64(v))),
+            Err(_) => Err(Miss::Fallback("an int beyond 64 bits".into())),
         };
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
-        return Ok(Held::Scalar(Value::F64(f.value())));
+        return Ok(Some(Value::F64(f.value())));
     }
-    let buf = PyUntypedBuffer::get(obj).map_err(|_| fallback("not a scalar or a buffer"))?;
+    Ok(None)
+}
+
+fn hold(obj: &Bound<'_, PyAny>) -> Result<Held, Miss> {
+    if let Some(v) = scalar(obj)? {
+        return Ok(Held::Scalar(v));
+    }
+    let buf =
+        PyUntypedBuffer::get(obj).map_err(|_| Miss::Fallback("not a scalar or a buffer".into()))?;
     if !buf.is_c_contiguous() {
-        return Err(fallback("a non-contiguous buffer"));
+        return Err(Miss::Fallback("a non-contiguous buffer".into()));
     }
     match dtype_of(&buf.format().to_string_lossy(), buf.item_size()) {
         Some(d) => Ok(Held::Buffer(buf, d)),
-        None => Err(fallback("an unsupported buffer format")),
+        None => Err(Miss::Fallback("an unsupported buffer format".into())),
     }
 }
 
-/// A compiled `@iris.offload` function.
-#[pyclass(name = "JitFunction", module = "iris.jit", frozen)]
+/// Scalar arguments kept on the stack: calls with more fall back to the general path.
+const INLINE_ARGS: usize = 8;
+
+/// A compiled `@iris.offload` function. `@offload` returns this object itself (with the
+/// original's name, docs and `__wrapped__`), so a call goes from the interpreter straight to
+/// native code; calls the JIT cannot run exactly run the original Python function.
+#[pyclass(name = "JitFunction", module = "iris.jit", frozen, dict, weakref)]
 pub(crate) struct PyJitFunction {
+    /// The vectorcall entry (PEP 590): the type's `tp_vectorcall_offset` points here, so the
+    /// interpreter calls [`vectorcall`] with its argument array, without building a tuple.
+    vectorcall: ffi::vectorcallfunc,
     expr: CompiledExpr,
+    /// The Python function that runs a call the JIT cannot (`None`: raise `JitFallback`).
+    fallback: Option<Py<PyAny>>,
+    /// `Some`: the expression is element-wise and the call reduces its values over buffers.
+    reduce: Option<Reducer>,
+    /// Release the interpreter during scalar calls (always during buffer calls).
+    release: bool,
 }
 
-#[pymethods]
 impl PyJitFunction {
-    /// Calls the compiled code. Raises `JitFallback` when Python must run the call instead
-    /// (an error Python would raise, a big integer, an unsupported argument).
-    #[pyo3(signature = (*args))]
-    fn __call__<'py>(
+    /// The common call: exact `float` (or small `int`) arguments only, the default shape, a
+    /// result. `None` leaves the call to the general path (which also handles every error).
+    ///
+    /// # Safety
+    /// The interpreter must be attached and `argv` must hold valid object pointers.
+    unsafe fn fast_call(&self, argv: &[*mut ffi::PyObject]) -> Option<*mut ffi::PyObject> {
+        if self.reduce.is_some() || self.release || argv.len() > INLINE_ARGS {
+            return None;
+        }
+        let mut vals = [Value::F64(0.0); INLINE_ARGS];
+        for (slot, &p) in vals.iter_mut().zip(argv) {
+            // SAFETY: `p` is a valid object (caller); reading its type and, for an exact float
+            // or int, its value needs nothing more.
+            unsafe {
+                let tp = ffi::Py_TYPE(p);
+                if tp == &raw mut ffi::PyFloat_Type {
+                    *slot = Value::F64(ffi::PyFloat_AS_DOUBLE(p));
+                } else if tp == &raw mut ffi::PyLong_Type {
+                    let mut overflow = 0;
+                    let v = ffi::PyLong_AsLongLongAndOverflow(p, &mut overflow);
+                    if overflow != 0 {
+                        return None;
+                    }
+                    *slot = Value::I64(v);
+                } else {
+                    return None;
+                }
+            }
+        }
+        let r = self.expr.call_scalar(&vals[..argv.len()]).ok()?;
+        // SAFETY: the interpreter is attached (caller); each returns a new reference or NULL
+        // with an exception set, which is what a vectorcall returns.
+        Some(unsafe {
+            match r {
+                Value::F64(f) => ffi::PyFloat_FromDouble(f),
+                Value::I64(i) => ffi::PyLong_FromLongLong(i),
+                Value::Bool(b) => ffi::PyBool_FromLong(i64::from(b) as std::ffi::c_long),
+            }
+        })
+    }
+
+    /// The general call (tuple and keywords), shared by `tp_call` and the vectorcall entry.
+    fn call_general<'py>(
         &self,
         py: Python<'py>,
         args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let why = if kwargs.is_none_or(|k| k.is_empty()) {
+            match self.run(py, args) {
+                Ok(v) => return Ok(v),
+                Err(Miss::Raise(e)) => return Err(e),
+                Err(Miss::Fallback(why)) => why,
+            }
+        } else {
+            "keyword arguments".to_owned()
+        };
+        match &self.fallback {
+            Some(f) => f.bind(py).call(args, kwargs),
+            None => Err(fallback(why)),
+        }
+    }
+
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+    ) -> Result<Bound<'py, PyAny>, Miss> {
+        let n = args.len();
+        if n <= INLINE_ARGS {
+            // the scalar fast path: no allocation before the result
+            let mut vals = [Value::F64(0.0); INLINE_ARGS];
+            let mut all_scalar = true;
+            for (slot, a) in vals.iter_mut().zip(args.iter_borrowed()) {
+                match scalar(&a)? {
+                    Some(v) => *slot = v,
+                    None => {
+                        all_scalar = false;
+                        break;
+                    }
+                }
+            }
+            if all_scalar {
+                if self.reduce.is_some() {
+                    return Err(Miss::Fallback("a reduction over scalars".into()));
+                }
+                let expr = &self.expr;
+                let vals = &vals[..n];
+                let r = if self.release {
+                    py.detach(|| expr.call_scalar(vals))
+                } else {
+                    expr.call_scalar(vals)
+                };
+                return value_to_py(py, r.map_err(miss)?).map_err(Miss::Raise);
+            }
+        }
         let held = args
             .iter()
             .map(|a| hold(&a))
-            .collect::<PyResult<Vec<_>>>()?;
-        let any_buffer = held.iter().any(|h| matches!(h, Held::Buffer(..)));
+            .collect::<Result<Vec<_>, Miss>>()?;
         let views: Vec<Arg<'_>> = held
             .iter()
             .map(|h| match h {
@@ -116,16 +251,9 @@ impl PyJitFunction {
             })
             .collect();
         let expr = &self.expr;
-        if !any_buffer {
-            let scalars: Vec<Value> = held
-                .iter()
-                .filter_map(|h| match h {
-                    Held::Scalar(v) => Some(*v),
-                    Held::Buffer(..) => None,
-                })
-                .collect();
-            let r = py.detach(|| expr.call_scalar(&scalars)).map_err(jit_err)?;
-            return value_to_py(py, r);
+        if let Some(reducer) = self.reduce {
+            let r = py.detach(|| expr.reduce(reducer, &views));
+            return value_to_py(py, r.map_err(miss)?).map_err(Miss::Raise);
         }
         // Buffers used as containers (`sum(v for v in x)`) give a scalar; otherwise the
         // expression maps element-wise.
@@ -134,10 +262,48 @@ impl PyJitFunction {
             Err(JitError::IterationCap { cap }) => Err(JitError::IterationCap { cap }),
             Err(_) => expr.call_vector(&views).map(Err),
         });
-        match r.map_err(jit_err)? {
-            Ok(scalar) => value_to_py(py, scalar),
-            Err(vector) => vec_to_py(py, vector),
+        match r.map_err(miss)? {
+            Ok(scalar) => value_to_py(py, scalar).map_err(Miss::Raise),
+            Err(vector) => vec_to_py(py, vector).map_err(Miss::Raise),
         }
+    }
+}
+
+#[pymethods]
+impl PyJitFunction {
+    /// Calls the compiled code. A call the JIT cannot run exactly as Python would (an error
+    /// Python raises, a big integer, an unsupported argument, keyword arguments) runs the
+    /// original function, or raises `JitFallback` when there is none.
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__<'py>(
+        &self,
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.call_general(py, args, kwargs)
+    }
+
+    /// Binds like a function: as a class attribute, an instance's access gives a method.
+    fn __get__<'py>(
+        slf: Bound<'py, Self>,
+        obj: Option<Bound<'py, PyAny>>,
+        _owner: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match obj {
+            Some(o) if !o.is_none() => {
+                let py = slf.py();
+                py.import("types")?.getattr("MethodType")?.call1((slf, o))
+            }
+            _ => Ok(slf.into_any()),
+        }
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(f) = &self.fallback {
+            visit.call(f)?;
+        }
+        Ok(())
     }
 
     /// The parameters, in order.
@@ -150,6 +316,97 @@ impl PyJitFunction {
     #[getter]
     fn specializations(&self) -> usize {
         self.expr.specializations()
+    }
+
+    /// Wall time of the initial compilation, in seconds.
+    #[getter]
+    fn compile_time(&self) -> f64 {
+        self.expr.compile_time().as_secs_f64()
+    }
+}
+
+/// The vectorcall entry of `JitFunction` instances.
+///
+/// # Safety
+/// Called by the interpreter (attached) per PEP 590: `callable` is a `JitFunction`, `args`
+/// holds `PyVectorcall_NARGS(nargsf)` positional arguments followed by one value per name in
+/// the `kwnames` tuple (or NULL).
+unsafe extern "C" fn vectorcall(
+    callable: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: usize,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: per the contract above; `callable` stays alive for the call (the caller holds a
+    // reference) and is a `JitFunction`, whose Rust value is frozen (shared access only).
+    unsafe {
+        let n = ffi::PyVectorcall_NARGS(nargsf) as usize;
+        let nkw = if kwnames.is_null() {
+            0
+        } else {
+            ffi::PyTuple_GET_SIZE(kwnames) as usize
+        };
+        let argv: &[*mut ffi::PyObject] = if n + nkw == 0 {
+            &[]
+        } else {
+            std::slice::from_raw_parts(args, n + nkw)
+        };
+        let py = Python::assume_attached();
+        let obj = Bound::from_borrowed_ptr(py, callable).cast_into_unchecked::<PyJitFunction>();
+        let this = obj.get();
+        if nkw == 0
+            && let Some(r) = this.fast_call(argv)
+        {
+            return r;
+        }
+        let general = || -> PyResult<*mut ffi::PyObject> {
+            let pos = PyTuple::new(
+                py,
+                argv[..n].iter().map(|p| Bound::from_borrowed_ptr(py, *p)),
+            )?;
+            let kwargs = if nkw == 0 {
+                None
+            } else {
+                let d = PyDict::new(py);
+                let names = Bound::from_borrowed_ptr(py, kwnames).cast_into_unchecked::<PyTuple>();
+                for (name, v) in names.iter().zip(&argv[n..]) {
+                    d.set_item(name, Bound::from_borrowed_ptr(py, *v))?;
+                }
+                Some(d)
+            };
+            this.call_general(py, &pos, kwargs.as_ref())
+                .map(Bound::into_ptr)
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(general)) {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                e.restore(py);
+                std::ptr::null_mut()
+            }
+            Err(_) => {
+                err(Kind::Iris, "panic in a JIT call").restore(py);
+                std::ptr::null_mut()
+            }
+        }
+    }
+}
+
+/// Points the `JitFunction` type's vectorcall offset at the `vectorcall` field (once: the
+/// layout is the same for every instance).
+fn enable_vectorcall(obj: &Bound<'_, PyJitFunction>) {
+    let field = std::ptr::from_ref(&obj.get().vectorcall) as isize;
+    let offset = field - obj.as_ptr() as isize;
+    let tp = obj.get_type().as_type_ptr();
+    // SAFETY: attached; `tp` is our heap type, not subclassable, whose instances all carry the
+    // field at `offset` (and a valid entry in it from construction). Setting the offset before
+    // the flag means no call ever reads an unset offset.
+    unsafe {
+        if (*tp).tp_flags & ffi::Py_TPFLAGS_HAVE_VECTORCALL == 0 {
+            (*tp).tp_vectorcall_offset = offset as ffi::Py_ssize_t;
+            (*tp).tp_flags |= ffi::Py_TPFLAGS_HAVE_VECTORCALL;
+            ffi::PyType_Modified(tp);
+        }
+        debug_assert_eq!((*tp).tp_vectorcall_offset, offset as ffi::Py_ssize_t);
     }
 }
 
@@ -171,17 +428,24 @@ fn vec_to_py(py: Python<'_>, v: VecOut) -> PyResult<Bound<'_, PyAny>> {
 }
 
 /// Compiles `src` (the JIT's Python-syntax language) over `params`. Raises
-/// `JitCompileError` if the JIT rejects it.
+/// `JitCompileError` if the JIT rejects it. With `reduce` (`"sum"`, `"any"`, `"all"`), calls
+/// over buffers reduce the element-wise values of `src`; `fallback` is the Python function run
+/// when the JIT cannot run a call; `release_gil` releases the interpreter during scalar calls
+/// too (default: only for functions that loop).
 #[pyfunction]
-#[pyo3(signature = (src, params, return_type=None, fastmath=false, quantum=None))]
-pub(crate) fn jit_compile(
-    py: Python<'_>,
+#[pyo3(signature = (src, params, return_type=None, fastmath=false, quantum=None, *, reduce=None, fallback=None, release_gil=None))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn jit_compile<'py>(
+    py: Python<'py>,
     src: &str,
     params: Vec<String>,
     return_type: Option<&str>,
     fastmath: bool,
     quantum: Option<bool>,
-) -> PyResult<PyJitFunction> {
+    reduce: Option<&str>,
+    fallback: Option<Py<PyAny>>,
+    release_gil: Option<bool>,
+) -> PyResult<Bound<'py, PyJitFunction>> {
     let ret = match return_type {
         None => None,
         Some("float") => Some(ReturnType::Float),
@@ -191,6 +455,18 @@ pub(crate) fn jit_compile(
             return Err(err(
                 Kind::Config,
                 format!("return_type must be \"float\", \"int\" or \"bool\", not {other:?}"),
+            ));
+        }
+    };
+    let reduce = match reduce {
+        None => None,
+        Some("sum") => Some(Reducer::Sum),
+        Some("any") => Some(Reducer::Any),
+        Some("all") => Some(Reducer::All),
+        Some(other) => {
+            return Err(err(
+                Kind::Config,
+                format!("reduce must be \"sum\", \"any\" or \"all\", not {other:?}"),
             ));
         }
     };
@@ -204,7 +480,19 @@ pub(crate) fn jit_compile(
     let expr = py
         .detach(|| Jit::compile(src, &names, &opts))
         .map_err(jit_err)?;
-    Ok(PyJitFunction { expr })
+    let release = release_gil.unwrap_or_else(|| !expr.is_straight_line());
+    let f = Bound::new(
+        py,
+        PyJitFunction {
+            vectorcall,
+            expr,
+            fallback,
+            reduce,
+            release,
+        },
+    )?;
+    enable_vectorcall(&f);
+    Ok(f)
 }
 
 /// Turns the JIT's debug log on (`True`), off (`False`) or back to `IRIS_JIT_LOG` (`None`).

@@ -136,3 +136,91 @@ def test_bad_options_and_logging_switches():
     jit.set_quantum_speculation(True)
     assert jit.get_quantum_speculation() is True
     jit.set_quantum_speculation(None)
+
+
+@iris.offload(fastmath=True)
+def sum_sq2_fast(x, y):
+    return sum(x * x + y * y)
+
+
+@iris.offload()
+def sum_sq2(x, y):
+    """Python's own sum over the elements of x*x + y*y."""
+    return sum(x * x + y * y)
+
+
+@iris.offload()
+def any_negative(x):
+    return any(x < 0)
+
+
+class Body:
+    def __init__(self, mass):
+        self.mass = mass
+
+    @iris.offload(return_type="float")
+    def energy(self, v):
+        return 0.5 * v * v
+
+
+def test_offload_returns_the_native_function_dressed_as_the_original():
+    f = vector_magnitude
+    assert isinstance(f, jit.JitFunction)
+    assert jit.compiled(f) is f
+    assert f.__name__ == "vector_magnitude"
+    assert f.__wrapped__(1.0, 2.0, 2.0) == 3.0
+    assert sum_sq2.__doc__ == "Python's own sum over the elements of x*x + y*y."
+    assert f.compile_time > 0
+    # keyword arguments run the original function
+    assert f(1.0, 2.0, z=2.0) == 3.0
+    with pytest.raises(TypeError):
+        f(1.0, 2.0)
+
+
+def test_methods_bind_and_fall_back_for_self():
+    b = Body(2.0)
+    assert b.energy(3.0) == 4.5
+    assert Body.energy(b, 3.0) == 4.5
+
+
+def test_scalar_fast_path_takes_floats_ints_bools_and_float_subclasses():
+    class F(float):
+        pass
+
+    for args in [(1.0, 2.0, 3.0), (1, 2, 3), (True, 2.5, 3), (F(1.5), 2.0, -3.0)]:
+        assert vector_magnitude(*args) == vector_magnitude.__wrapped__(*args), args
+    with pytest.raises(TypeError):
+        vector_magnitude(1.0, "2", 3.0)
+
+
+def test_sum_of_an_element_wise_expression_over_buffers():
+    for n in [0, 1, 2, 3, 7, 8, 9, 17, 1001]:
+        x = array.array("d", [(i % 13) * 0.37 - 2.0 for i in range(n)])
+        y = array.array("d", [(i % 7) * 1.1 for i in range(n)])
+        want = 0
+        for a, b in zip(x, y):
+            want += a * a + b * b
+        assert sum_sq2(x, y) == want, n
+        assert sum_sq2_fast(x, y) == pytest.approx(want, rel=1e-12, abs=1e-12), n
+    nan = array.array("d", [1.0, float("nan"), 2.0] * 5)
+    assert math.isnan(sum_sq2_fast(nan, nan)) and math.isnan(sum_sq2(nan, nan))
+    assert any_negative(array.array("d", [1.0, -2.0])) is True
+    assert any_negative(array.array("d", [1.0, 2.0])) is False
+    # over scalars Python raises (a float is not iterable): the original runs and raises
+    with pytest.raises(TypeError):
+        sum_sq2(1.0, 2.0)
+    with pytest.raises(TypeError):
+        sum_sq2(array.array("d", [1.0]), array.array("d", [1.0, 2.0]))
+
+
+def test_sums_over_numpy_arrays_equal_pythons():
+    np = pytest.importorskip("numpy")
+    rng = np.random.default_rng(3)
+    for n in [0, 1, 2, 3, 5, 8, 9, 100, 100_003]:
+        x, y = rng.standard_normal(n), rng.standard_normal(n) * 1e3
+        want = sum_sq2.__wrapped__(x, y)
+        assert sum_sq2(x, y) == want, n
+        assert sum_sq2_fast(x, y) == pytest.approx(want, rel=1e-10, abs=1e-12), n
+    # numpy broadcasts a length-1 array: the JIT defers to Python
+    x = np.arange(4.0)
+    assert sum_sq2(x, np.array([2.0])) == sum_sq2.__wrapped__(x, np.array([2.0]))

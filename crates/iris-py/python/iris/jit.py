@@ -92,8 +92,11 @@ def _unparse(expr: ast.expr) -> str:
     return text
 
 
-def lower(fn: Callable[..., Any]) -> Optional[Tuple[str, List[str]]]:
-    """The JIT source and parameter names of ``fn``, or ``None`` if it cannot be lowered."""
+def _lower(fn: Callable[..., Any]) -> Optional[Tuple[str, List[str], Optional[str]]]:
+    """Like :func:`lower`; a final ``return sum(expr)`` (``any``/``all``) over a non-generator
+    expression comes back as ``expr`` and the reducer's name: the JIT evaluates ``expr``
+    element-wise over buffers and reduces the values in one pass, as Python's ``sum`` does over
+    the elements of ``x*x + y*y`` for arrays."""
     try:
         source = textwrap.dedent(inspect.getsource(fn))
         tree = ast.parse(source)
@@ -121,8 +124,32 @@ def lower(fn: Callable[..., Any]) -> Optional[Tuple[str, List[str]]]:
             lines.append(f"{stmt.targets[0].id} = {_unparse(stmt.value)}")
         else:
             return None
-    lines.append(_unparse(body[-1].value))
-    return "\n".join(lines), params
+    ret = body[-1].value
+    reducer: Optional[str] = None
+    if (
+        isinstance(ret, ast.Call)
+        and isinstance(ret.func, ast.Name)
+        and ret.func.id in ("sum", "any", "all")
+        and len(ret.args) == 1
+        and not ret.keywords
+        and not isinstance(ret.args[0], (ast.GeneratorExp, ast.Name))
+    ):
+        reducer = ret.func.id
+        ret = ret.args[0]
+    lines.append(_unparse(ret))
+    return "\n".join(lines), params, reducer
+
+
+def lower(fn: Callable[..., Any]) -> Optional[Tuple[str, List[str]]]:
+    """The JIT source and parameter names of ``fn``, or ``None`` if it cannot be lowered."""
+    lowered = _lower(fn)
+    if lowered is None:
+        return None
+    src, params, reducer = lowered
+    if reducer is None:
+        return src, params
+    *stmts, last = src.split("\n")
+    return "\n".join([*stmts, f"{reducer}({last})"]), params
 
 
 def offload(
@@ -130,11 +157,16 @@ def offload(
 ) -> Callable[[F], F]:
     """Marks a CPU-heavy function for native execution.
 
-    ``strategy="jit"`` calls the compiled code; ``strategy="actor"`` does the same with the
-    GIL released for the whole call, so calls from several threads run in parallel. Functions
-    the JIT rejects run as plain Python. ``return_type`` is ``"float"``, ``"int"`` or
-    ``"bool"``; ``fastmath=True`` allows reassociating float sums (results may then differ
-    within rounding).
+    ``strategy="jit"`` calls the compiled code (loops and buffer calls with the GIL released);
+    ``strategy="actor"`` releases the GIL for every call, so calls from several threads run in
+    parallel. A compiled function is returned as a :class:`JitFunction` carrying the original's
+    name, docs and ``__wrapped__``, which the interpreter calls without a Python frame in
+    between. Functions the JIT rejects run as plain Python. ``return_type`` is ``"float"``,
+    ``"int"`` or ``"bool"``; ``fastmath=True`` allows reassociating float sums (SIMD lanes,
+    partial sums across cores: results may then differ within rounding).
+
+    ``return sum(expr)`` over arrays (``sum(x*x + y*y)``) reduces ``expr``'s element-wise values
+    in one pass without building the intermediate array.
     """
     if strategy not in ("jit", "actor"):
         raise ValueError(f'strategy must be "jit" or "actor", not {strategy!r}')
@@ -143,26 +175,32 @@ def offload(
 
     def decorate(fn: F) -> F:
         native: Optional[JitFunction] = None
-        lowered = lower(fn)
+        lowered = _lower(fn)
         if lowered is not None:
-            src, params = lowered
+            src, params, reducer = lowered
             try:
                 native = jit_compile(
-                    src, params, return_type, fastmath, get_quantum_speculation()
+                    src,
+                    params,
+                    return_type,
+                    fastmath,
+                    get_quantum_speculation(),
+                    reduce=reducer,
+                    fallback=fn,
+                    release_gil=True if strategy == "actor" else None,
                 )
             except JitCompileError:
                 native = None
+        if native is not None:
+            functools.update_wrapper(native, fn)
+            native.__iris_jit__ = native  # type: ignore[attr-defined]
+            return native  # type: ignore[return-value]
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if native is None or kwargs:
-                return fn(*args, **kwargs)
-            try:
-                return native(*args)
-            except JitFallback:
-                return fn(*args)
+            return fn(*args, **kwargs)
 
-        wrapper.__iris_jit__ = native  # type: ignore[attr-defined]
+        wrapper.__iris_jit__ = None  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate
