@@ -14,17 +14,31 @@ use crate::{Done, Scenarios};
 #[derive(Debug)]
 pub struct IrisBench {
     rt: Runtime,
+    /// Actors alive before any scenario ran.
+    base: usize,
 }
 
 impl IrisBench {
     /// A fresh runtime.
     pub fn new() -> IrisBench {
-        IrisBench { rt: Runtime::new() }
+        let rt = Runtime::new();
+        let base = rt.actor_count();
+        IrisBench { rt, base }
     }
 
+    /// Stops `pids` and waits until their exits are processed, so the next run does not
+    /// pay for this one's teardown.
     fn stop_all(&self, pids: &[Pid]) {
         for &p in pids {
             self.rt.stop(p);
+        }
+        self.settle();
+    }
+
+    fn settle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.rt.actor_count() > self.base && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 }
@@ -140,7 +154,9 @@ impl Scenarios for IrisBench {
         let root = spawn_node(&self.rt, report, 0, 10u64.pow(depth));
         self.rt.send(root, Message::User(Bytes::new())).unwrap();
         done.wait();
-        (done.value(), start.elapsed())
+        let t = start.elapsed();
+        self.settle();
+        (done.value(), t)
     }
 }
 

@@ -226,3 +226,148 @@ pub fn serve() -> Result<(), String> {
     rt.shutdown();
     Ok(())
 }
+
+/// The floor of the mesh scenarios: plain Tokio TCP between the same two processes, frames of
+/// `[u32 length][payload]` and no actors (`iris-bench-node tcp` echoes `ball`, reads the
+/// rest and answers `end` with `done`).
+#[derive(Debug)]
+pub struct TcpPair {
+    rt: tokio::runtime::Runtime,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    conn: Mutex<Option<tokio::net::TcpStream>>,
+}
+
+async fn write_frame(
+    w: &mut (impl tokio::io::AsyncWrite + Unpin),
+    payload: &[u8],
+) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    w.write_all(&(payload.len() as u32).to_le_bytes()).await?;
+    w.write_all(payload).await
+}
+
+async fn read_frame(
+    r: &mut (impl tokio::io::AsyncRead + Unpin),
+    buf: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len).await?;
+    buf.resize(u32::from_le_bytes(len) as usize, 0);
+    r.read_exact(buf).await.map(|_| ())
+}
+
+impl TcpPair {
+    /// Starts the child `bin` in `tcp` mode and connects to it.
+    pub fn start(bin: &Path) -> Result<TcpPair, String> {
+        let rt = crate::tokio_runtime();
+        let mut child = Command::new(bin)
+            .arg("tcp")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", bin.display()))?;
+        let stdin = child.stdin.take();
+        let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let conn = read_line(&mut out, "LISTENING").and_then(|addr| {
+            let s = rt
+                .block_on(tokio::net::TcpStream::connect(&addr))
+                .map_err(|e| e.to_string())?;
+            s.set_nodelay(true).map_err(|e| e.to_string())?;
+            Ok(s)
+        });
+        let conn = match conn {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        Ok(TcpPair {
+            rt,
+            child,
+            stdin,
+            conn: Mutex::new(Some(conn)),
+        })
+    }
+
+    /// `n` frames one way (buffered, as any framed protocol writes them), until the child
+    /// has read the last one.
+    pub fn sink(&self, n: usize) -> Duration {
+        let mut guard = self.conn.lock().unwrap();
+        let conn = guard.as_mut().expect("connected");
+        self.rt.block_on(async {
+            use tokio::io::AsyncWriteExt;
+            let (r, w) = conn.split();
+            let mut w = tokio::io::BufWriter::with_capacity(64 * 1024, w);
+            let mut r = tokio::io::BufReader::new(r);
+            let mut buf = Vec::new();
+            let start = Instant::now();
+            for _ in 0..n {
+                write_frame(&mut w, b"0123456789abcdef").await.unwrap();
+            }
+            write_frame(&mut w, END).await.unwrap();
+            w.flush().await.unwrap();
+            read_frame(&mut r, &mut buf).await.unwrap();
+            start.elapsed()
+        })
+    }
+
+    /// `n` request/response round trips.
+    pub fn pingpong(&self, n: usize) -> Duration {
+        let mut guard = self.conn.lock().unwrap();
+        let conn = guard.as_mut().expect("connected");
+        self.rt.block_on(async {
+            let (mut r, mut w) = conn.split();
+            let mut buf = Vec::new();
+            let start = Instant::now();
+            for _ in 0..n {
+                write_frame(&mut w, b"ball").await.unwrap();
+                read_frame(&mut r, &mut buf).await.unwrap();
+            }
+            start.elapsed()
+        })
+    }
+}
+
+impl Drop for TcpPair {
+    fn drop(&mut self) {
+        drop(self.conn.lock().unwrap().take());
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The child's side of [`TcpPair`] (`iris-bench-node tcp`): serves one connection; exits when
+/// its stdin closes.
+pub fn serve_tcp() -> Result<(), String> {
+    std::thread::spawn(|| {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+        std::process::exit(0);
+    });
+    let rt = crate::tokio_runtime();
+    rt.block_on(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        println!("LISTENING {}", l.local_addr().map_err(|e| e.to_string())?);
+        let (mut s, _) = l.accept().await.map_err(|e| e.to_string())?;
+        s.set_nodelay(true).map_err(|e| e.to_string())?;
+        let (r, mut w) = s.split();
+        let mut r = tokio::io::BufReader::with_capacity(64 * 1024, r);
+        let mut buf = Vec::new();
+        while read_frame(&mut r, &mut buf).await.is_ok() {
+            match &buf[..] {
+                b"ball" => write_frame(&mut w, b"ball").await,
+                END => write_frame(&mut w, b"done").await,
+                _ => Ok(()),
+            }
+            .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+}

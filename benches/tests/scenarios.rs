@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use iris_benches::{SYSTEMS, memory, mesh::MeshPair, skynet_sum, system};
+use iris_benches::mesh::{MeshPair, TcpPair};
+use iris_benches::{SYSTEMS, memory, skynet_sum, system};
 
 const NODE: &str = env!("CARGO_BIN_EXE_iris-bench-node");
 
@@ -35,4 +36,8 @@ fn mesh_two_processes_small() {
     pair.sink(1000);
     pair.pingpong(100);
     pair.sink(10);
+    let tcp = TcpPair::start(Path::new(NODE)).unwrap();
+    tcp.sink(1000);
+    tcp.pingpong(100);
+    tcp.sink(10);
 }

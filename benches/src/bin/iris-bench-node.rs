@@ -2,6 +2,7 @@
 //!
 //! - `iris-bench-node mesh`: a mesh node serving `sink` and `pong` (see `iris_benches::mesh`)
 //!   until its stdin closes.
+//! - `iris-bench-node tcp`: the plain-Tokio TCP floor of the mesh scenarios.
 //! - `iris-bench-node rss <system> <n>`: spawns `n` idle actors of `system` in this fresh
 //!   process and prints `RSS_PER_ACTOR <bytes>` and `SPAWN_PER_SEC <actors/s>`.
 
@@ -10,6 +11,7 @@ use std::process::ExitCode;
 fn run(args: &[String]) -> Result<(), String> {
     match args {
         [mode] if mode == "mesh" => iris_benches::mesh::serve(),
+        [mode] if mode == "tcp" => iris_benches::mesh::serve_tcp(),
         [mode, name, n] if mode == "rss" => {
             let n: usize = n.parse().map_err(|e| format!("bad count {n}: {e}"))?;
             let sys = iris_benches::system(name).ok_or_else(|| {
@@ -23,7 +25,7 @@ fn run(args: &[String]) -> Result<(), String> {
             println!("SPAWN_PER_SEC {:.0}", n as f64 / t.as_secs_f64());
             Ok(())
         }
-        _ => Err("usage: iris-bench-node mesh | rss <system> <n>".into()),
+        _ => Err("usage: iris-bench-node mesh | tcp | rss <system> <n>".into()),
     }
 }
 
