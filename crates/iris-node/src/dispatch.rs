@@ -17,7 +17,7 @@
 //! and resume after it. An actor that ended or awaits a Promise is *blocked* for the rest of
 //! the chunk: JS skips its messages, and Rust then drops them or moves them to its backlog.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -233,8 +233,9 @@ struct Shared {
     /// Chunks made so far (a lane's `mark` names the chunk it is in).
     generation: AtomicU64,
     in_flight: Arc<AtomicUsize>,
-    /// PIDs that JS sent to lately: while their mailboxes hold messages, the loop stays alive.
-    active: Mutex<HashSet<Pid>>,
+    /// PIDs that JS sent to lately (repeats allowed, deduplicated by the watcher): while
+    /// their mailboxes hold messages, the loop stays alive.
+    active: Mutex<Vec<Pid>>,
     /// The threadsafe function is referenced (keeps the event loop alive). JS thread only.
     refd: AtomicBool,
     closed: AtomicBool,
@@ -260,7 +261,7 @@ impl Dispatcher {
             freed: Arc::new(Mutex::new(Vec::new())),
             generation: AtomicU64::new(0),
             in_flight: Arc::new(AtomicUsize::new(0)),
-            active: Mutex::new(HashSet::new()),
+            active: Mutex::new(Vec::new()),
             refd: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             tsfn: OnceLock::new(),
@@ -292,9 +293,12 @@ impl Dispatcher {
             return;
         }
         if let Some(pid) = pid {
-            lock(&shared.active).insert(pid);
+            let mut active = lock(&shared.active);
+            if active.last() != Some(&pid) {
+                active.push(pid);
+            }
         }
-        if !shared.refd.swap(true, Ordering::AcqRel) {
+        if !shared.refd.load(Ordering::Acquire) && !shared.refd.swap(true, Ordering::AcqRel) {
             set_ref(env, shared, true);
             watch_quiet(shared.clone());
         }
@@ -455,6 +459,8 @@ fn quiet(shared: &Shared) -> bool {
         return false;
     }
     let mut active = lock(&shared.active);
+    active.sort_unstable();
+    active.dedup();
     active.retain(|&pid| shared.rt.mailbox_size(pid).is_some_and(|n| n > 0));
     active.is_empty()
 }
@@ -582,6 +588,10 @@ fn drain(env: &Env, shared: &Arc<Shared>) {
     shared.scheduled.store(false, Ordering::Release);
     let jobs = std::mem::take(&mut *lock(&shared.queue));
     let mut chunk = Chunk::default();
+    run_jobs(env, shared, jobs, &mut chunk);
+}
+
+fn run_jobs(env: &Env, shared: &Arc<Shared>, jobs: Vec<Job>, chunk: &mut Chunk) {
     for job in jobs {
         match job {
             Job::Msg {

@@ -1,0 +1,165 @@
+// Push messages reach JS in chunks (one `deliver` call runs many handlers): what a single
+// message per call guaranteed must still hold inside a chunk and across chunks.
+import { test, describe, after } from 'node:test'
+import assert from 'node:assert/strict'
+
+import { iris, until } from './helpers.mjs'
+
+const { NodeRuntime } = iris
+const rt = new NodeRuntime()
+after(() => rt.close())
+
+const num = (i) => {
+  const b = Buffer.alloc(4)
+  b.writeUInt32LE(i, 0)
+  return b
+}
+
+describe('chunked delivery', () => {
+  test('many actors, interleaved, each strictly in order across chunks', async () => {
+    const actors = 40
+    const each = 300 // 12,000 messages: many chunks of up to 512
+    const got = Array.from({ length: actors }, () => [])
+    const pids = got.map((seen) => rt.spawn((m) => { seen.push(m.readUInt32LE(0)) }))
+    for (let i = 0; i < each; i++) for (const pid of pids) rt.send(pid, num(i))
+    await until(() => got.every((g) => g.length === each), 20_000, 'every message handled')
+    const want = Array.from({ length: each }, (_, i) => i)
+    for (const g of got) assert.deepEqual(g, want)
+    for (const pid of pids) rt.stop(pid)
+  })
+
+  test('a throw mid-chunk crashes only its actor; the others in the chunk go on', async () => {
+    const seenA = []
+    const seenB = []
+    const a = rt.spawn((m) => {
+      seenA.push(m.readUInt32LE(0))
+      if (m.readUInt32LE(0) === 1) throw new RangeError('boom at 1')
+    })
+    const b = rt.spawn((m) => { seenB.push(m.readUInt32LE(0)) })
+    for (let i = 0; i < 100; i++) {
+      rt.send(a, num(i))
+      rt.send(b, num(i))
+    }
+    const exit = await rt.join(a)
+    assert.equal(exit.reason, 'Crash')
+    assert.match(exit.metadata, /RangeError: boom at 1/)
+    await until(() => seenB.length === 100)
+    assert.deepEqual(seenA, [0, 1])
+    assert.deepEqual(seenB, Array.from({ length: 100 }, (_, i) => i))
+    rt.stop(b)
+  })
+
+  test('STOP mid-chunk ends its actor normally; its later messages are dropped', async () => {
+    const seen = []
+    const a = rt.spawn((m) => {
+      seen.push(m.readUInt32LE(0))
+      return m.readUInt32LE(0) === 2 ? NodeRuntime.STOP : undefined
+    })
+    for (let i = 0; i < 50; i++) rt.send(a, num(i))
+    assert.deepEqual(await rt.join(a), { reason: 'Normal' })
+    assert.deepEqual(seen, [0, 1, 2])
+  })
+
+  test('an actor stopped by a handler runs no further handler, even in the same chunk', async () => {
+    let stopped = false
+    let ranAfterStop = 0
+    let victimRuns = 0
+    const victim = rt.spawn(() => {
+      victimRuns++
+      if (stopped) ranAfterStop++
+    })
+    const killer = rt.spawn(() => {
+      stopped = true
+      assert.equal(rt.stop(victim), true)
+    })
+    for (let i = 0; i < 2000; i++) {
+      rt.send(victim, num(i))
+      if (i === 100) rt.send(killer, num(0))
+    }
+    assert.equal((await rt.join(victim)).reason, 'Killed')
+    assert.ok(stopped)
+    assert.equal(ranAfterStop, 0)
+    assert.ok(victimRuns <= 2000)
+    rt.stop(killer)
+  })
+
+  test('an async handler holds only its own actor; order and one-at-a-time hold', async () => {
+    const gotA = []
+    const gotB = []
+    let running = 0
+    let overlap = false
+    const a = rt.spawn(async (m) => {
+      if (++running > 1) overlap = true
+      await new Promise((r) => setImmediate(r))
+      gotA.push(m.readUInt32LE(0))
+      running--
+    })
+    const b = rt.spawn((m) => { gotB.push(m.readUInt32LE(0)) })
+    for (let i = 0; i < 300; i++) {
+      rt.send(a, num(i))
+      rt.send(b, num(i))
+    }
+    await until(() => gotA.length === 300 && gotB.length === 300, 20_000)
+    const want = Array.from({ length: 300 }, (_, i) => i)
+    assert.deepEqual(gotA, want)
+    assert.deepEqual(gotB, want)
+    assert.equal(overlap, false)
+    rt.stop(a)
+    rt.stop(b)
+  })
+
+  test('small, large and empty payloads in one chunk arrive intact as Buffers with .data', async () => {
+    const sent = []
+    for (let i = 0; i < 60; i++) {
+      const len = [0, 3, 1024, 1025, 70_000][i % 5]
+      sent.push(Buffer.alloc(len, i % 251))
+    }
+    const got = []
+    const pid = rt.spawn((m) => {
+      assert.ok(Buffer.isBuffer(m))
+      assert.equal(m.data, m)
+      got.push(m)
+    })
+    for (const b of sent) rt.send(pid, b)
+    await until(() => got.length === sent.length)
+    // Later messages must not overwrite the memory of kept ones.
+    for (let i = 0; i < 2000; i++) rt.send(pid, Buffer.from('overwrite?'))
+    await until(() => got.length === sent.length + 2000)
+    for (let i = 0; i < sent.length; i++) assert.equal(Buffer.compare(got[i], sent[i]), 0, `message ${i}`)
+    rt.stop(pid)
+  })
+
+  test('system messages and user messages share a chunk in order', async () => {
+    const seen = []
+    const watcher = rt.spawn((m) => { seen.push(m.system ? `down:${m.system.reason}` : m.toString()) })
+    const target = rt.spawn(() => { throw new Error('down') })
+    rt.monitor(watcher, target)
+    rt.send(watcher, Buffer.from('before'))
+    await until(() => seen.length === 1)
+    rt.send(target, Buffer.from('x'))
+    await rt.join(target)
+    await until(() => seen.length === 2)
+    rt.send(watcher, Buffer.from('after'))
+    await until(() => seen.length === 3)
+    assert.deepEqual(seen, ['before', 'down:Crash', 'after'])
+    rt.stop(watcher)
+  })
+
+  test('handlers run with `this` undefined and may spawn and send re-entrantly', async () => {
+    let self = 'unset'
+    const got = []
+    const pid = rt.spawn(function (m) {
+      'use strict'
+      self = this
+      if (m.toString() === 'spawn') {
+        const child = rt.spawn((c) => { got.push(c.toString()) })
+        rt.send(child, Buffer.from('from a handler'))
+      }
+    })
+    rt.send(pid, Buffer.from('spawn'))
+    await until(() => got.length === 1)
+    assert.equal(self, undefined)
+    assert.deepEqual(got, ['from a handler'])
+    rt.stop(pid)
+  })
+})
