@@ -1,16 +1,22 @@
 //! The mailbox: a system lane that overtakes a user lane, an optional bound with an overflow
 //! policy, and a stash for selective receive.
 //!
-//! One mutex guards the whole state. Producers hold it for a push; the consumer drains a batch
-//! per acquisition, so the lock is taken about once per message on the producer side and once
-//! per batch on the consumer side. Wakers are only touched when the consumer (or a blocked
-//! producer) is actually parked.
+//! One mutex guards the shared state; producers hold it for a push (a few nanoseconds: a
+//! `VecDeque` push and a waker check). An *unbounded* mailbox also has a consumer-side buffer:
+//! when it runs dry the consumer swaps the whole user lane into it in O(1) and then pops from
+//! it without meeting the producers on their lock, so the shared lock is taken about once per
+//! message by producers and once per *lane* by the consumer, never held while the consumer
+//! copies, and the two buffers trade places so neither reallocates in a steady stream. A
+//! bounded mailbox has no such buffer: its capacity must be checked against what is queued
+//! atomically with every push. An atomic count of the system lane and the stash lets the
+//! consumer skip the shared lock while only user messages wait. Wakers are only touched when
+//! the consumer (or a blocked producer) is actually parked.
 
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::num::NonZeroUsize;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
@@ -85,6 +91,12 @@ pub struct Mailbox<M> {
     state: Mutex<State<M>>,
     /// Mirrors `State::closed` so senders can fail fast without the lock.
     closed: AtomicBool,
+    /// The consumer's buffer of an unbounded mailbox: user messages older than any in
+    /// `State::user`. Only the consumer (and `close`, `len`) take this lock.
+    rx: Option<Mutex<VecDeque<M>>>,
+    /// Messages in `State::system` and `State::stash`, mirrored after every change, so the
+    /// consumer knows without the shared lock that no message may overtake its buffer.
+    urgent: AtomicUsize,
 }
 
 impl<M> Default for Mailbox<M> {
@@ -131,6 +143,8 @@ impl<M> Mailbox<M> {
 
     fn with_capacity(capacity: Option<NonZeroUsize>) -> Mailbox<M> {
         Mailbox {
+            rx: capacity.is_none().then(|| Mutex::new(VecDeque::new())),
+            urgent: AtomicUsize::new(0),
             state: Mutex::new(State {
                 system: VecDeque::new(),
                 user: VecDeque::new(),
@@ -151,6 +165,37 @@ impl<M> Mailbox<M> {
         // A panic while holding this lock cannot leave the queues half-updated (every update
         // is a single VecDeque operation), so a poisoned lock is still consistent.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The consumer's buffer (unbounded mailboxes only). Lock order: `rx` before `state`.
+    fn rx(&self) -> Option<MutexGuard<'_, VecDeque<M>>> {
+        Some(self.rx.as_ref()?.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Publishes the size of the system lane and stash; call after changing them, under the lock.
+    fn sync(&self, st: &State<M>) {
+        self.urgent
+            .store(st.system.len() + st.stash.len(), Ordering::Release);
+    }
+
+    /// Pops the oldest user message of an unbounded mailbox without the shared lock when the
+    /// buffer has one; refills the buffer from the lane (one swap) when it is empty. `None`
+    /// for a bounded mailbox, when a system or stashed message must go first, or when closed.
+    fn pop_buffered(&self) -> Option<M> {
+        if self.urgent.load(Ordering::Acquire) > 0 || self.is_closed() {
+            return None;
+        }
+        let mut rx = self.rx()?;
+        if let Some(m) = rx.pop_front() {
+            return Some(m);
+        }
+        let mut st = self.lock();
+        if !st.system.is_empty() || !st.stash.is_empty() || st.closed {
+            return None;
+        }
+        std::mem::swap(&mut *rx, &mut st.user);
+        drop(st);
+        rx.pop_front()
     }
 
     /// The capacity of a bounded mailbox.
@@ -175,8 +220,9 @@ impl<M> Mailbox<M> {
 
     /// Queued user messages, the selective-receive stash included.
     pub fn len(&self) -> usize {
+        let buffered = self.rx().map_or(0, |rx| rx.len());
         let st = self.lock();
-        st.user.len() + st.stash_user
+        st.user.len() + st.stash_user + buffered
     }
 
     /// `true` when no user message is queued.
@@ -186,6 +232,9 @@ impl<M> Mailbox<M> {
 
     /// `true` when any message (system, stashed or user) is waiting.
     pub fn has_messages(&self) -> bool {
+        if self.rx().is_some_and(|rx| !rx.is_empty()) {
+            return true;
+        }
         let st = self.lock();
         !(st.system.is_empty() && st.stash.is_empty() && st.user.is_empty())
     }
@@ -202,6 +251,7 @@ impl<M> Mailbox<M> {
             return Err(Closed(msg));
         }
         st.system.push_back(msg);
+        self.sync(&st);
         let waker = st.rx_waker.take();
         drop(st);
         if let Some(w) = waker {
@@ -353,8 +403,15 @@ impl<M> Mailbox<M> {
         self.closed.store(true, Ordering::Release);
         let mut dropped: Vec<M> = st.system.drain(..).collect();
         dropped.extend(st.stash.drain(..).map(|s| s.msg));
+        drop(st);
+        // The buffer's messages are older than the lane's; `rx` is locked before `state`.
+        if let Some(mut rx) = self.rx() {
+            dropped.extend(rx.drain(..));
+        }
+        let mut st = self.lock();
         dropped.extend(st.user.drain(..));
         st.stash_user = 0;
+        self.sync(&st);
         let rx = st.rx_waker.take();
         let waiters = wake_all(&mut st.tx_waiters);
         drop(st);
@@ -365,19 +422,29 @@ impl<M> Mailbox<M> {
         dropped
     }
 
-    /// Pops the next message from the state: system lane, then stash, then user lane.
-    fn pop_locked(&self, st: &mut State<M>) -> Option<M> {
-        if let Some(m) = st.system.pop_front() {
-            return Some(m);
-        }
-        if let Some(s) = st.stash.pop_front() {
+    /// Pops the next message: system lane, then stash, then the consumer's buffer, then the
+    /// user lane (refilling the buffer from it). Call with `rx` locked before `st`. The flag
+    /// says whether it was a user message (which makes room for blocked senders).
+    fn pop_from(&self, st: &mut State<M>, rx: Option<&mut VecDeque<M>>) -> Option<(M, bool)> {
+        let popped = if let Some(m) = st.system.pop_front() {
+            Some((m, false))
+        } else if let Some(s) = st.stash.pop_front() {
             if s.user {
                 st.stash_user -= 1;
             }
-            return Some(s.msg);
-        }
-        let m = st.user.pop_front()?;
-        Some(m)
+            Some((s.msg, s.user))
+        } else if st.closed {
+            None
+        } else if let Some(rx) = rx {
+            if rx.is_empty() {
+                std::mem::swap(rx, &mut st.user);
+            }
+            rx.pop_front().map(|m| (m, true))
+        } else {
+            st.user.pop_front().map(|m| (m, true))
+        };
+        self.sync(st);
+        popped
     }
 
     /// Wakes blocked senders after user messages left the lane.
@@ -391,10 +458,18 @@ impl<M> Mailbox<M> {
 
     /// Receives without waiting.
     pub fn try_recv(&self) -> Result<M, TryRecvError> {
+        if let Some(m) = self.pop_buffered() {
+            return Ok(m);
+        }
+        let mut rx = self.rx();
         let mut st = self.lock();
-        match self.pop_locked(&mut st) {
-            Some(m) => {
-                let wake = Self::room_made(&mut st);
+        match self.pop_from(&mut st, rx.as_deref_mut()) {
+            Some((m, user)) => {
+                let wake = if user {
+                    Self::room_made(&mut st)
+                } else {
+                    Vec::new()
+                };
                 drop(st);
                 wake.into_iter().for_each(Waker::wake);
                 Ok(m)
@@ -406,10 +481,18 @@ impl<M> Mailbox<M> {
 
     /// Polls for the next message; `Ready(None)` once the mailbox is closed.
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<M>> {
+        if let Some(m) = self.pop_buffered() {
+            return Poll::Ready(Some(m));
+        }
+        let mut rx = self.rx();
         let mut st = self.lock();
-        match self.pop_locked(&mut st) {
-            Some(m) => {
-                let wake = Self::room_made(&mut st);
+        match self.pop_from(&mut st, rx.as_deref_mut()) {
+            Some((m, user)) => {
+                let wake = if user {
+                    Self::room_made(&mut st)
+                } else {
+                    Vec::new()
+                };
                 drop(st);
                 wake.into_iter().for_each(Waker::wake);
                 Poll::Ready(Some(m))
@@ -428,8 +511,15 @@ impl<M> Mailbox<M> {
         poll_fn(|cx| self.poll_recv(cx)).await
     }
 
-    /// Moves up to `max` messages from the lanes into `out`: system lane, stash, user lane.
-    fn drain_locked(st: &mut State<M>, max: usize, out: &mut VecDeque<M>) -> usize {
+    /// Moves up to `max` messages into `out`: system lane, stash, the consumer's buffer, user
+    /// lane. Call with `rx` locked before `st`.
+    fn drain_locked(
+        &self,
+        st: &mut State<M>,
+        rx: Option<&mut VecDeque<M>>,
+        max: usize,
+        out: &mut VecDeque<M>,
+    ) -> usize {
         let before = out.len();
         let max = max.max(1);
         while out.len() - before < max {
@@ -449,14 +539,18 @@ impl<M> Mailbox<M> {
                 None => break,
             }
         }
-        let want = max - (out.len() - before);
-        if want > 0 && !st.user.is_empty() {
-            let n = want.min(st.user.len());
-            if n == st.user.len() && out.is_empty() {
+        self.sync(st);
+        for lane in rx.into_iter().chain(std::iter::once(&mut st.user)) {
+            let want = max - (out.len() - before);
+            if want == 0 || lane.is_empty() {
+                continue;
+            }
+            let n = want.min(lane.len());
+            if n == lane.len() && out.is_empty() {
                 // Take the whole lane without copying element by element.
-                std::mem::swap(out, &mut st.user);
+                std::mem::swap(out, lane);
             } else {
-                out.extend(st.user.drain(..n));
+                out.extend(lane.drain(..n));
             }
         }
         out.len() - before
@@ -470,8 +564,9 @@ impl<M> Mailbox<M> {
         max: usize,
         out: &mut VecDeque<M>,
     ) -> Poll<bool> {
+        let mut rx = self.rx();
         let mut st = self.lock();
-        if Self::drain_locked(&mut st, max, out) > 0 {
+        if self.drain_locked(&mut st, rx.as_deref_mut(), max, out) > 0 {
             let wake = Self::room_made(&mut st);
             drop(st);
             wake.into_iter().for_each(Waker::wake);
@@ -487,8 +582,9 @@ impl<M> Mailbox<M> {
     /// Moves up to `max` waiting messages into `out` without waiting (system lane first).
     /// `Ok(n)` with the number moved (0: nothing waiting), `Err` once closed and empty.
     pub fn try_recv_batch(&self, max: usize, out: &mut VecDeque<M>) -> Result<usize, TryRecvError> {
+        let mut rx = self.rx();
         let mut st = self.lock();
-        let moved = Self::drain_locked(&mut st, max, out);
+        let moved = self.drain_locked(&mut st, rx.as_deref_mut(), max, out);
         if moved > 0 {
             let wake = Self::room_made(&mut st);
             drop(st);
@@ -553,6 +649,7 @@ impl<M> Mailbox<M> {
                 stash.append(&mut st.stash);
                 st.stash = stash;
             }
+            self.sync(&st);
         }
         if let Some(s) = found {
             return Poll::Ready(Some(s.msg));
@@ -561,10 +658,20 @@ impl<M> Mailbox<M> {
         // ones after it stay in their lanes.
         loop {
             let (msg, user, wake) = {
+                let mut rx = self.rx();
                 let mut st = self.lock();
                 if let Some(m) = st.system.pop_front() {
+                    self.sync(&st);
                     (m, false, Vec::new())
-                } else if let Some(m) = st.user.pop_front() {
+                } else if let Some(m) = match rx.as_deref_mut() {
+                    Some(rx) => {
+                        if rx.is_empty() {
+                            std::mem::swap(rx, &mut st.user);
+                        }
+                        rx.pop_front()
+                    }
+                    None => st.user.pop_front(),
+                } {
                     let wake = Self::room_made(&mut st);
                     (m, true, wake)
                 } else if st.closed {
@@ -586,6 +693,7 @@ impl<M> Mailbox<M> {
                 st.stash_user += 1;
             }
             st.stash.push_back(Stashed { msg, user });
+            self.sync(&st);
         }
     }
 

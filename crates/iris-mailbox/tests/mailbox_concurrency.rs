@@ -150,3 +150,73 @@ fn drop_old_under_contention_counts_exactly() {
         "every message is received or evicted once"
     );
 }
+
+/// The unbounded mailbox's consumer buffer under fire: user producers, a system producer, an
+/// observer calling `len` and `has_messages` (which take the locks in the consumer's order),
+/// and a consumer that alternates at random between single, batch and blocking receives.
+#[test]
+fn unbounded_buffer_keeps_order_under_mixed_receives() {
+    const USERS: u64 = 4;
+    let per = 20_000u64;
+    let systems = 2_000u64;
+    let mb = Arc::new(Mailbox::unbounded());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut threads: Vec<_> = (0..USERS)
+        .map(|p| {
+            let mb = mb.clone();
+            std::thread::spawn(move || {
+                for i in 0..per {
+                    assert_eq!(mb.offer((p << 32) | i), Offer::Queued);
+                }
+            })
+        })
+        .collect();
+    threads.push({
+        let mb = mb.clone();
+        std::thread::spawn(move || {
+            for i in 0..systems {
+                mb.push_system((USERS << 32) | i).unwrap();
+            }
+        })
+    });
+    let observer = {
+        let (mb, stop) = (mb.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = mb.len();
+                let _ = mb.has_messages();
+            }
+        })
+    };
+    let total = (per * USERS + systems) as usize;
+    let mut got = Vec::with_capacity(total);
+    let mut seed = 0x9E37_79B9u32;
+    let mut batch = VecDeque::new();
+    while got.len() < total {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        match seed >> 30 {
+            0 => got.extend(mb.try_recv().ok()),
+            1 => {
+                mb.try_recv_batch((seed as usize >> 8) % 64 + 1, &mut batch)
+                    .unwrap();
+                got.extend(batch.drain(..));
+            }
+            _ => match mb.recv_blocking(Some(std::time::Duration::from_millis(1))) {
+                Ok(m) => got.push(m),
+                Err(e) => assert_eq!(e, iris_mailbox::RecvError::Timeout),
+            },
+        }
+    }
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    observer.join().unwrap();
+    assert!(mb.is_empty() && !mb.has_messages());
+    let mut next = vec![0u64; USERS as usize + 1];
+    for &m in &got {
+        let (p, i) = ((m >> 32) as usize, m & 0xffff_ffff);
+        assert_eq!(i, next[p], "producer {p} out of order");
+        next[p] += 1;
+    }
+    assert_eq!(next[..USERS as usize], vec![per; USERS as usize][..]);
+    assert_eq!(next[USERS as usize], systems);
+}

@@ -1,4 +1,6 @@
-//! proptest: random operation sequences against a plain VecDeque model.
+//! proptest: random operation sequences against a plain VecDeque model, for bounded
+//! mailboxes (capacity and policies) and unbounded ones (whose consumer-side buffer must
+//! keep every ordering rule: system first, then the stash, then users in arrival order).
 
 use std::collections::VecDeque;
 
@@ -27,8 +29,12 @@ fn op() -> impl Strategy<Value = Op> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
     #[test]
-    fn mailbox_matches_model(cap in 1usize..6, ops in proptest::collection::vec(op(), 1..80)) {
-        let mb = Mailbox::bounded(cap).unwrap();
+    fn mailbox_matches_model(cap in prop_oneof![Just(None), (1usize..6).prop_map(Some)], ops in proptest::collection::vec(op(), 1..80)) {
+        let mb = match cap {
+            Some(cap) => Mailbox::bounded(cap).unwrap(),
+            None => Mailbox::unbounded(),
+        };
+        let cap = cap.unwrap_or(usize::MAX);
         let mut system: VecDeque<u32> = VecDeque::new();
         let mut stash: VecDeque<(u32, bool)> = VecDeque::new();
         let mut user: VecDeque<u32> = VecDeque::new();
@@ -89,12 +95,18 @@ proptest! {
                     prop_assert_eq!(got, want);
                 }
                 Op::SetPolicy(p) => {
-                    policy = [OverflowPolicy::DropNew, OverflowPolicy::DropOld, OverflowPolicy::Block][p as usize];
-                    mb.set_policy(policy).unwrap();
+                    let next = [OverflowPolicy::DropNew, OverflowPolicy::DropOld, OverflowPolicy::Block][p as usize];
+                    if cap == usize::MAX {
+                        prop_assert!(mb.set_policy(next).is_err());
+                    } else {
+                        policy = next;
+                        mb.set_policy(policy).unwrap();
+                    }
                 }
             }
             let stash_user = stash.iter().filter(|s| s.1).count();
             prop_assert_eq!(mb.len(), user.len() + stash_user);
+            prop_assert_eq!(mb.has_messages(), !(system.is_empty() && stash.is_empty() && user.is_empty()));
         }
         let rest: Vec<u32> = std::iter::from_fn(|| mb.try_recv().ok()).collect();
         let want: Vec<u32> = system.into_iter().chain(stash.into_iter().map(|s| s.0)).chain(user).collect();
