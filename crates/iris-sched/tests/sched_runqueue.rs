@@ -153,3 +153,95 @@ fn blocked_loops_are_compensated() {
     wait_for("both blockers ran", || entered.load(Ordering::SeqCst) == 2);
     assert!(!RunQueue::on_loop());
 }
+
+/// One hop of a chain: records its thread, then makes the next hop runnable from inside the
+/// loop, as an actor that messages an idle actor does.
+struct Hop {
+    left: usize,
+    threads: Arc<std::sync::Mutex<Vec<std::thread::ThreadId>>>,
+    queue: RunQueue,
+}
+
+impl Runnable for Hop {
+    fn run(self: Arc<Self>) -> RunOutcome {
+        self.threads
+            .lock()
+            .unwrap()
+            .push(std::thread::current().id());
+        if self.left > 0 {
+            self.queue.schedule(Arc::new(Hop {
+                left: self.left - 1,
+                threads: self.threads.clone(),
+                queue: self.queue.clone(),
+            }));
+        }
+        RunOutcome::Idle
+    }
+}
+
+#[test]
+fn a_handoff_chain_stays_on_one_thread() {
+    let sched = TokioScheduler::owned(Some(2)).unwrap();
+    let rq = RunQueue::start(sched.handle(), 2);
+    let threads = Arc::new(std::sync::Mutex::new(Vec::new()));
+    rq.schedule(Arc::new(Hop {
+        left: 40,
+        threads: threads.clone(),
+        queue: rq.clone(),
+    }));
+    wait_for("chain done", || threads.lock().unwrap().len() == 41);
+    let threads = threads.lock().unwrap();
+    assert!(
+        threads.iter().all(|t| *t == threads[0]),
+        "a hop crossed threads: the next slot was not used"
+    );
+    assert!(!rq.linger(|| true), "linger off a loop must not wait");
+    rq.shutdown();
+}
+
+/// Two runnables that hand off to each other forever through the next slot.
+struct Volley {
+    other: std::sync::OnceLock<std::sync::Weak<Volley>>,
+    queue: RunQueue,
+    stop: Arc<AtomicBool>,
+    hits: Arc<AtomicUsize>,
+}
+
+impl Runnable for Volley {
+    fn run(self: Arc<Self>) -> RunOutcome {
+        self.hits.fetch_add(1, Ordering::SeqCst);
+        if !self.stop.load(Ordering::SeqCst)
+            && let Some(o) = self.other.get().and_then(std::sync::Weak::upgrade)
+        {
+            self.queue.schedule(o);
+        }
+        RunOutcome::Idle
+    }
+}
+
+#[test]
+fn an_endless_handoff_does_not_starve_the_queue() {
+    let sched = TokioScheduler::owned(Some(1)).unwrap();
+    let rq = RunQueue::start(sched.handle(), 1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let mk = || {
+        Arc::new(Volley {
+            other: std::sync::OnceLock::new(),
+            queue: rq.clone(),
+            stop: stop.clone(),
+            hits: hits.clone(),
+        })
+    };
+    let (a, b) = (mk(), mk());
+    a.other.set(Arc::downgrade(&b)).ok();
+    b.other.set(Arc::downgrade(&a)).ok();
+    rq.schedule(a.clone());
+    wait_for("the volley runs", || hits.load(Ordering::SeqCst) > 1000);
+    // The only loop is busy with the volley; a runnable from outside must still get a turn.
+    let ran = Arc::new(AtomicBool::new(false));
+    rq.schedule(Arc::new(Flag(ran.clone())));
+    wait_for("the outside runnable ran", || ran.load(Ordering::SeqCst));
+    stop.store(true, Ordering::SeqCst);
+    rq.shutdown();
+}

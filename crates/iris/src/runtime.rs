@@ -1188,21 +1188,20 @@ impl Runnable for Actor {
         else {
             return RunOutcome::Idle;
         };
-        let mut batch = std::collections::VecDeque::new();
-        if self.mailbox.try_recv_batch(*budget, &mut batch).is_err() {
+        if self.mailbox.is_closed() {
             conclude(&self.rt, &self, None);
             return RunOutcome::Idle;
         }
-        let mut outcome = None;
-        let mut batch = Some(batch);
-        let mut body = || {
-            if let Some(batch) = batch.take() {
-                outcome = Some(self.run_batch(behaviors, batch));
+        // Messages are popped one at a time inside the batch (lock-free on an unbounded
+        // mailbox), so a message that arrives during the batch is handled in it too.
+        let mut outcome = Some(BatchEnd::Drained);
+        if self.mailbox.has_messages() {
+            outcome = None;
+            let mut body = || outcome = Some(self.run_batch(behaviors, *budget));
+            match behaviors.batch_guard() {
+                Some(guard) => guard(&mut body),
+                None => body(),
             }
-        };
-        match behaviors.batch_guard() {
-            Some(guard) => guard(&mut body),
-            None => body(),
         }
         match outcome {
             Some(BatchEnd::Ended) => return RunOutcome::Idle,
@@ -1219,6 +1218,16 @@ impl Runnable for Actor {
             }
         }
         if self.mailbox.has_messages() {
+            return RunOutcome::Yield;
+        }
+        // A loop with nothing else to do waits a moment for the next message of a stream
+        // before the actor goes dormant (see `RunQueue::linger`).
+        let lingered = self.rt.upgrade().is_some_and(|inner| {
+            inner
+                .runq
+                .linger(|| self.mailbox.has_messages() || self.mailbox.is_closed())
+        });
+        if lingered {
             return RunOutcome::Yield;
         }
         self.dormant.store(true, Ordering::SeqCst);
@@ -1246,12 +1255,16 @@ enum BatchEnd {
 }
 
 impl Actor {
-    fn run_batch(
-        self: &Arc<Self>,
-        behaviors: &Behaviors,
-        mut batch: std::collections::VecDeque<Message>,
-    ) -> BatchEnd {
-        while let Some(msg) = batch.pop_front() {
+    fn run_batch(self: &Arc<Self>, behaviors: &Behaviors, budget: usize) -> BatchEnd {
+        for _ in 0..budget.max(1) {
+            let msg = match self.mailbox.try_recv() {
+                Ok(msg) => msg,
+                Err(TryRecvError::Empty) => break,
+                Err(_closed) => {
+                    conclude(&self.rt, self, None);
+                    return BatchEnd::Ended;
+                }
+            };
             let step =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| behaviors.call(msg)));
             match step {
@@ -1269,10 +1282,10 @@ impl Actor {
                 }
                 Ok(Step::Async(fut)) => {
                     // An asynchronous behaviour: from here on the actor runs as its own task,
-                    // starting with this message's future and the rest of the batch.
+                    // starting with this message's future; the rest stays in the mailbox.
                     let rt = self.rt.clone();
                     if let Some(inner) = rt.upgrade() {
-                        let task = run_push(rt, self.clone(), Some((fut, batch)));
+                        let task = run_push(rt, self.clone(), Some((fut, Default::default())));
                         inner.sched.spawn_task(task);
                     }
                     return BatchEnd::Ended;
