@@ -210,6 +210,11 @@ pub(crate) fn compile(
     shape: Shape<'_>,
 ) -> Result<Kernel, CompileError> {
     let mut module = new_module(opt)?;
+    let fma = module
+        .isa()
+        .isa_flags()
+        .iter()
+        .any(|f| f.name == "has_fma" && f.as_bool() == Some(true));
     let tcfg = module.target_config();
     let ptr = tcfg.pointer_type();
     let mut ctx = module.make_context();
@@ -256,6 +261,7 @@ pub(crate) fn compile(
             refs: HashMap::new(),
             cap,
             param_vars: None,
+            pow_half_inline: rt::pow_half_shortcut() && fma,
         };
         let done = g.b.create_block();
         g.b.append_block_param(done, types::I32);
@@ -316,6 +322,8 @@ struct Gen<'a, 'b> {
     cap: u64,
     /// In element-wise mode: the current element of every parameter.
     param_vars: Option<Vec<Variable>>,
+    /// `x ** 0.5` may test inline whether `pow` must equal `sqrt` (see `rt::f_pow`).
+    pow_half_inline: bool,
 }
 
 /// A body's value, plus the block reached when its control intrinsic fires.
@@ -567,6 +575,12 @@ impl Gen<'_, '_> {
                 let a = self.expr(a)?;
                 self.unary(*op, a, aty)?
             }
+            K::Bin(Bin::PowF, a, b)
+                if self.pow_half_inline && matches!(b.k, K::Const(Value::F64(h)) if h == 0.5) =>
+            {
+                let a = self.expr(a)?;
+                self.pow_half_exact(a)?
+            }
             K::Bin(op, a, b) => {
                 let a = self.expr(a)?;
                 let b = self.expr(b)?;
@@ -704,6 +718,46 @@ impl Gen<'_, '_> {
                 self.call_fallible(name, &[a], &[f64t], f64t)?
             }
         })
+    }
+
+    /// Python's exact `x ** 0.5` (glibc's `pow`): `sqrt` where `pow` must agree with it, as
+    /// `rt::f_pow` decides (an in-range input, not a power of two, the exact root within 0.4
+    /// ULP of `sqrt(x)` by the FMA residual), else the `pow` shim.
+    fn pow_half_exact(&mut self, x: ir::Value) -> Result<ir::Value, CompileError> {
+        let (f, i) = (types::F64, types::I64);
+        let lo = self.b.ins().f64const(1e-300);
+        let hi = self.b.ins().f64const(1e300);
+        let ge = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, x, lo);
+        let le = self.b.ins().fcmp(FloatCC::LessThanOrEqual, x, hi);
+        let in_range = self.b.ins().band(ge, le);
+        let s = self.b.ins().sqrt(x);
+        let sb = self.b.ins().bitcast(i, MemFlagsData::new(), s);
+        let mant = self.b.ins().band_imm_s(sb, (1 << 52) - 1);
+        let not_pow2 = self.b.ins().icmp_imm_s(IntCC::NotEqual, mant, 0);
+        let nx = self.b.ins().fneg(x);
+        let r = self.b.ins().fma(s, s, nx);
+        let ar = self.b.ins().fabs(r);
+        let sb1 = self.b.ins().iadd_imm_s(sb, 1);
+        let s1 = self.b.ins().bitcast(f, MemFlagsData::new(), sb1);
+        let ulp = self.b.ins().fsub(s1, s);
+        let su = self.b.ins().fmul(s, ulp);
+        let k = self.b.ins().f64const(0.8);
+        let lim = self.b.ins().fmul(su, k);
+        let close = self.b.ins().fcmp(FloatCC::LessThanOrEqual, ar, lim);
+        let ok = self.b.ins().band(in_range, not_pow2);
+        let ok = self.b.ins().band(ok, close);
+        let slow = self.b.create_block();
+        let merge = self.b.create_block();
+        self.b.append_block_param(merge, f);
+        self.b
+            .ins()
+            .brif(ok, merge, &[BlockArg::from(s)], slow, &[]);
+        self.b.switch_to_block(slow);
+        let half = self.b.ins().f64const(0.5);
+        let p = self.call_fallible("iris_jit_f_pow", &[x, half], &[f, f], f)?;
+        self.b.ins().jump(merge, &[BlockArg::from(p)]);
+        self.b.switch_to_block(merge);
+        Ok(self.b.block_params(merge)[0])
     }
 
     /// Python's `x ** 0.5` inline: `sqrt` plus the IEEE/CPython special cases.

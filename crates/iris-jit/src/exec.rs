@@ -190,6 +190,7 @@ impl Jit {
             specs: RwLock::new(Vec::new()),
             last: AtomicUsize::new(usize::MAX),
             scalar: OnceLock::new(),
+            all_f64: false,
             compile_time: Duration::ZERO,
         };
         let spec = ce.specialize(&sig)?;
@@ -203,7 +204,15 @@ impl Jit {
             spec.variants.len(),
             ce.params
         );
-        Ok(CompiledExpr { compile_time, ..ce })
+        let all_f64 = ce
+            .scalar
+            .get()
+            .is_some_and(|s| s.sig.iter().all(|k| *k == PKind::Scalar(Ty::F64)));
+        Ok(CompiledExpr {
+            compile_time,
+            all_f64,
+            ..ce
+        })
     }
 }
 
@@ -317,6 +326,8 @@ pub struct CompiledExpr {
     /// The default specialization when it takes scalars only: scalar calls of that shape
     /// reach it without a lock.
     scalar: OnceLock<Arc<Spec>>,
+    /// Whether that specialization takes floats only (see [`CompiledExpr::call_f64s`]).
+    all_f64: bool,
     compile_time: Duration,
 }
 
@@ -624,6 +635,24 @@ impl CompiledExpr {
         self.call(&args)
     }
 
+    /// Calls with float arguments: the cheapest call when the default specialization takes
+    /// floats (the default): the arguments are the kernel's slots as they are. Same results as
+    /// [`CompiledExpr::call_scalar`].
+    pub fn call_f64s(&self, args: &[f64]) -> Result<Value, JitError> {
+        if self.all_f64
+            && let Some(spec) = self.scalar.get()
+            && spec.sig.len() == args.len()
+        {
+            // SAFETY: f64 and u64 have the same size and alignment, and every bit pattern is
+            // a valid u64; the kernel reads float slots as their bits.
+            let slots =
+                unsafe { std::slice::from_raw_parts(args.as_ptr().cast::<u64>(), args.len()) };
+            return self.run_slots(spec, slots);
+        }
+        let vals: Vec<Value> = args.iter().map(|x| Value::F64(*x)).collect();
+        self.call_scalar(&vals)
+    }
+
     /// Runs a scalar specialization whose signature matches `args` (at most 8 of them).
     #[inline]
     fn run_scalar(&self, spec: &Spec, args: &[Value]) -> Result<Value, JitError> {
@@ -631,11 +660,17 @@ impl CompiledExpr {
         for (s, v) in slots.iter_mut().zip(args) {
             *s = v.to_bits();
         }
+        self.run_slots(spec, &slots[..args.len()])
+    }
+
+    /// Runs a scalar specialization on slots laid out for its signature.
+    #[inline]
+    fn run_slots(&self, spec: &Spec, slots: &[u64]) -> Result<Value, JitError> {
         let ty = spec.prog.ty();
         let cap = self.opts.sum_while_cap;
         let v = spec.with_kernel(|k| {
             let mut out = 0u64;
-            match k.call(&slots[..args.len()], &mut out) {
+            match k.call(slots, &mut out) {
                 status::OK => Ok(Value::from_bits(ty, out)),
                 code => Err(status_error(code, cap)),
             }

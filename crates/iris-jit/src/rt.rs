@@ -47,6 +47,19 @@ fn sqrt_where_pow_agrees(_x: f64) -> Option<f64> {
     None
 }
 
+/// Whether generated code may inline the test of [`sqrt_where_pow_agrees`] (same platform, an
+/// FMA unit that Cranelift's host ISA uses too).
+pub(crate) fn pow_half_shortcut() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
+    {
+        std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64")))]
+    {
+        false
+    }
+}
+
 /// `float ** float`, CPython's `float_pow`.
 pub(crate) fn f_pow(iv: f64, iw: f64) -> R<f64> {
     if iw == 0.5

@@ -251,3 +251,56 @@ fn param_types_choose_the_eager_specialization() {
     assert_eq!(f.call_scalar(&[I(-7)]).unwrap(), I(-4));
     assert!(f.compile_time() > std::time::Duration::ZERO);
 }
+
+#[test]
+fn exact_power_half_is_bit_identical_to_pow() {
+    // exact mode keeps `pow`'s result; the inline sqrt shortcut may only apply where they agree
+    let f = Jit::compile("x ** 0.5", &["x"], &CompileOptions::default()).unwrap();
+    let g = Jit::compile(
+        "(x*x + y*y + z*z) ** 0.5",
+        &["x", "y", "z"],
+        &CompileOptions::default(),
+    )
+    .unwrap();
+    let hard = 2.0285093053495667e-112_f64;
+    assert_eq!(f.call_f64s(&[hard]), Ok(Value::F64(hard.powf(0.5))));
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    for i in 0..300_000u32 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let x = if i % 2 == 0 {
+            f64::from_bits(state >> 1)
+        } else {
+            (state >> 11) as f64 * 1e-10
+        };
+        let want = if x < 0.0 || x.is_nan() && x.is_sign_negative() {
+            None
+        } else {
+            Some(x.powf(0.5))
+        };
+        match (f.call_f64s(&[x]), want) {
+            (Ok(Value::F64(r)), Some(w)) => {
+                assert!(
+                    r.to_bits() == w.to_bits() || r.is_nan() && w.is_nan(),
+                    "{x:e}"
+                )
+            }
+            (Err(_), _) | (_, None) => {}
+            (r, w) => panic!("{x:e}: {r:?} vs {w:?}"),
+        }
+        let (a, b, c) = (x.sqrt(), (i as f64) * 0.37, 1.0 / (1.0 + i as f64));
+        let want = (a * a + b * b + c * c).powf(0.5);
+        if want.is_finite() {
+            assert_eq!(
+                g.call_f64s(&[a, b, c]),
+                Ok(Value::F64(want)),
+                "{a:e} {b:e} {c:e}"
+            );
+        }
+    }
+    // special cases stay CPython's
+    assert_eq!(f.call_f64s(&[0.0]), Ok(Value::F64(0.0)));
+    assert_eq!(f.call_f64s(&[f64::INFINITY]), Ok(Value::F64(f64::INFINITY)));
+    assert_eq!(f.call_f64s(&[-1.0]), Err(JitError::MathDomain));
+}

@@ -37,8 +37,8 @@ from iris import jit
 
 QUICK = os.environ.get("IRIS_BENCH_QUICK") == "1"
 N = 10_000_000
-CALLS = 200_000 if QUICK else 1_000_000
-REPEAT = 3 if QUICK else 7
+CALLS = 200_000
+REPEAT = 10 if QUICK else 30
 PASSES = 3 if QUICK else 7
 
 try:
@@ -61,12 +61,20 @@ COMPILE_EXPRS = [
 ]
 
 
-def best_ns_per_call(fn: Callable[..., Any], args: tuple) -> float:
-    """The cheapest of ``REPEAT`` timings of ``CALLS`` calls, in ns per call (loop included,
-    identically for every contender)."""
-    t = timeit.Timer("f(*a)" if len(args) > 3 else "f(a0, a1, a2)",
-                     globals={"f": fn, "a": args, "a0": args[0], "a1": args[1], "a2": args[2]})
-    return min(t.repeat(REPEAT, CALLS)) / CALLS * 1e9
+def ns_per_call(contenders: Dict[str, Callable[..., Any]], args: tuple) -> Dict[str, float]:
+    """ns per call of each contender: the cheapest of ``REPEAT`` rounds of ``CALLS`` calls
+    (loop included, identically for every contender). Rounds interleave the contenders, so a
+    noisy neighbour slows all of them alike."""
+    timers = {
+        name: timeit.Timer("f(a0, a1, a2)",
+                           globals={"f": f, "a0": args[0], "a1": args[1], "a2": args[2]})
+        for name, f in contenders.items()
+    }
+    best = {name: math.inf for name in contenders}
+    for _ in range(REPEAT):
+        for name, t in timers.items():
+            best[name] = min(best[name], t.timeit(CALLS) / CALLS * 1e9)
+    return best
 
 
 def best_seconds(fn: Callable[[], Any], passes: int = PASSES) -> float:
@@ -138,19 +146,22 @@ def scalar_rows() -> List[Dict[str, Any]]:
     assert jit.compiled(magnitude) is not None, "the magnitude must compile"
     args = (1.5, 2.5, 3.5)
     assert magnitude(*args) == magnitude_py(*args)
-    peers = {
-        "empty python fn": best_ns_per_call(empty, args),
-        "python": best_ns_per_call(magnitude_py, args),
+    contenders: Dict[str, Callable[..., Any]] = {
+        "iris": magnitude,
+        "empty python fn": empty,
+        "python": magnitude_py,
     }
     if numba is not None:
         nb = numba.njit(magnitude_py)
         nb(*args)
-        peers["numba"] = best_ns_per_call(nb, args)
+        contenders["numba"] = nb
+    peers = ns_per_call(contenders, args)
+    iris_ns = peers.pop("iris")
     return [{
         "scenario": "scalar call (x*x+y*y+z*z)**0.5",
         "unit": "ns",
         "higher_is_better": False,
-        "iris": best_ns_per_call(magnitude, args),
+        "iris": iris_ns,
         "peers": peers,
         "target": {"ratio": round(1 / 1.5, 4), "against": "empty python fn"},
     }]

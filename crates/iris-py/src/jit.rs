@@ -144,6 +144,39 @@ impl PyJitFunction {
         if self.reduce.is_some() || self.release || argv.len() > INLINE_ARGS {
             return None;
         }
+        let mut floats = [0.0f64; INLINE_ARGS];
+        let mut all_floats = true;
+        for (slot, &p) in floats.iter_mut().zip(argv) {
+            // SAFETY: `p` is a valid object (caller)
+            if unsafe { ffi::Py_TYPE(p) } != &raw mut ffi::PyFloat_Type {
+                all_floats = false;
+                break;
+            }
+            // SAFETY: `p` is an exact float
+            *slot = unsafe { ffi::PyFloat_AS_DOUBLE(p) };
+        }
+        let r = if all_floats {
+            self.expr.call_f64s(&floats[..argv.len()]).ok()?
+        } else {
+            // SAFETY: forwarded from this function's contract
+            unsafe { self.fast_mixed(argv)? }
+        };
+        // SAFETY: the interpreter is attached (caller); each returns a new reference or NULL
+        // with an exception set, which is what a vectorcall returns.
+        Some(unsafe {
+            match r {
+                Value::F64(f) => ffi::PyFloat_FromDouble(f),
+                Value::I64(i) => ffi::PyLong_FromLongLong(i),
+                Value::Bool(b) => ffi::PyBool_FromLong(i64::from(b) as std::ffi::c_long),
+            }
+        })
+    }
+
+    /// [`Self::fast_call`] with exact floats and ints (within 64 bits) mixed.
+    ///
+    /// # Safety
+    /// As for [`Self::fast_call`].
+    unsafe fn fast_mixed(&self, argv: &[*mut ffi::PyObject]) -> Option<Value> {
         let mut vals = [Value::F64(0.0); INLINE_ARGS];
         for (slot, &p) in vals.iter_mut().zip(argv) {
             // SAFETY: `p` is a valid object (caller); reading its type and, for an exact float
@@ -164,16 +197,7 @@ impl PyJitFunction {
                 }
             }
         }
-        let r = self.expr.call_scalar(&vals[..argv.len()]).ok()?;
-        // SAFETY: the interpreter is attached (caller); each returns a new reference or NULL
-        // with an exception set, which is what a vectorcall returns.
-        Some(unsafe {
-            match r {
-                Value::F64(f) => ffi::PyFloat_FromDouble(f),
-                Value::I64(i) => ffi::PyLong_FromLongLong(i),
-                Value::Bool(b) => ffi::PyBool_FromLong(i64::from(b) as std::ffi::c_long),
-            }
-        })
+        self.expr.call_scalar(&vals[..argv.len()]).ok()
     }
 
     /// The general call (tuple and keywords), shared by `tp_call` and the vectorcall entry.
