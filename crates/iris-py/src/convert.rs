@@ -32,12 +32,33 @@ impl<'a, 'py> FromPyObject<'a, 'py> for PidArg {
 #[derive(Debug, Clone)]
 pub(crate) struct Payload(pub(crate) Bytes);
 
+/// Every byte value once, so a payload of at most one byte (a tick, a signal, a tag) is a
+/// static slice: no allocation to send it, none to free it after the handler ran.
+static BYTE_VALUES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Copies a payload out of Python's buffer (statically for at most one byte).
+pub(crate) fn payload_bytes(b: &[u8]) -> Bytes {
+    match b {
+        [] => Bytes::new(),
+        [x] => Bytes::from_static(std::slice::from_ref(&BYTE_VALUES[usize::from(*x)])),
+        _ => Bytes::copy_from_slice(b),
+    }
+}
+
 impl<'a, 'py> FromPyObject<'a, 'py> for Payload {
     type Error = PyErr;
 
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
         if let Ok(b) = obj.cast::<PyBytes>() {
-            return Ok(Payload(Bytes::copy_from_slice(b.as_bytes())));
+            return Ok(Payload(payload_bytes(b.as_bytes())));
         }
         if let Ok(b) = obj.cast::<PyByteArray>() {
             return Ok(Payload(Bytes::from(b.to_vec())));
@@ -201,6 +222,17 @@ pub(crate) fn policy_arg(name: &str, target: Option<Pid>) -> PyResult<OverflowPo
 mod tests {
     use super::*;
     use iris::ExitReason;
+
+    #[test]
+    fn payloads_keep_their_bytes_small_ones_static() {
+        for b in [&b""[..], b"x", b"\0", b"\xff", b"xy", &[7u8; 300][..]] {
+            assert_eq!(&payload_bytes(b)[..], b);
+        }
+        assert_eq!(
+            payload_bytes(b"\x80").as_ptr(),
+            BYTE_VALUES[0x80..].as_ptr()
+        );
+    }
 
     #[test]
     fn policies_parse_with_targets_where_needed() {

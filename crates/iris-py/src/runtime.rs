@@ -362,6 +362,45 @@ impl PyRuntime {
         self.send_bytes(py, pid.0, data.0)
     }
 
+    /// Sends every bytes-like object of `messages` (any iterable) to `pid`, in order, in one
+    /// call; returns how many were queued, stopping at the first that is not (dead PID, full
+    /// `dropnew` mailbox). A non-bytes item raises `TypeError` after the ones before it went.
+    fn send_many(
+        &self,
+        py: Python<'_>,
+        pid: PidArg,
+        messages: &Bound<'_, PyAny>,
+    ) -> PyResult<usize> {
+        let mut sent = 0;
+        let mut one = |item: &Bound<'_, PyAny>| -> PyResult<bool> {
+            let data: Payload = item.extract()?;
+            let ok = self.send_bytes(py, pid.0, data.0);
+            sent += usize::from(ok);
+            Ok(ok)
+        };
+        // Lists and tuples by index (no iterator object); anything else through `iter()`.
+        if let Ok(list) = messages.cast::<PyList>() {
+            for item in list.iter() {
+                if !one(&item)? {
+                    break;
+                }
+            }
+        } else if let Ok(tuple) = messages.cast::<PyTuple>() {
+            for item in tuple.iter_borrowed() {
+                if !one(&item)? {
+                    break;
+                }
+            }
+        } else {
+            for item in messages.try_iter()? {
+                if !one(&item?)? {
+                    break;
+                }
+            }
+        }
+        Ok(sent)
+    }
+
     /// Sends bytes to the actor registered under `name`; `False` if there is none.
     fn send_named(&self, py: Python<'_>, name: &str, data: Payload) -> bool {
         match self.rt().whereis(name) {

@@ -64,6 +64,47 @@ def test_bytes_like_payloads_are_copied(rt, until):
     assert got == [b"bytes", b"abc", b"view", b"246", b"\x01\x02\x03"]
 
 
+def test_empty_and_one_byte_payloads_arrive_as_sent(rt, until):
+    got = []
+    pid = rt.spawn(got.append)
+    sent = [b"", *(bytes([i]) for i in range(256)), b"", b"\x00\x00"]
+    for m in sent:
+        assert rt.send(pid, m)
+    assert until(lambda: len(got) == len(sent))
+    assert got == sent
+
+
+def test_send_many_keeps_order_with_single_sends(rt, until):
+    got = []
+    pid = rt.spawn(got.append, budget=3)
+    assert rt.send(pid, b"first")
+    assert rt.send_many(pid, [str(i).encode() for i in range(100)]) == 100
+    assert rt.send_many(pid, (b"t1", bytearray(b"t2"))) == 2
+    assert rt.send_many(pid, (m for m in [b"g1", memoryview(b"g2")])) == 2
+    assert rt.send_many(pid, []) == 0
+    assert rt.send(pid, b"last")
+    want = [b"first", *(str(i).encode() for i in range(100)), b"t1", b"t2", b"g1", b"g2"]
+    assert until(lambda: len(got) == len(want) + 1)
+    assert got == want + [b"last"]
+
+
+def test_send_many_counts_what_was_queued(rt, until):
+    assert rt.send_many(10**15, [b"a", b"b"]) == 0
+    got = []
+    pid = rt.spawn(got.append)
+    with pytest.raises(TypeError):
+        rt.send_many(pid, [b"ok", "not bytes", b"never"])
+    assert until(lambda: got == [b"ok"])
+    with pytest.raises(TypeError):
+        rt.send_many(pid, 42)
+    gate = threading.Event()
+    full = rt.spawn_py_handler_bounded(lambda m: gate.wait(10), 1, 1)
+    assert rt.send(full, b"blocks the handler")
+    assert until(lambda: rt.mailbox_size(full) == 0)
+    assert rt.send_many(full, [b"fills it", b"dropped", b"dropped"]) == 1
+    gate.set()
+
+
 def test_huge_payload(rt, until):
     sizes = []
     pid = rt.spawn(lambda m: sizes.append(len(m)))
