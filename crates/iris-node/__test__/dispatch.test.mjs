@@ -163,3 +163,18 @@ describe('chunked delivery', () => {
     rt.stop(pid)
   })
 })
+
+describe('send', () => {
+  test('checks its receiver and its arguments', () => {
+    const pid = rt.spawn(() => {})
+    assert.equal(rt.send(pid, new Uint8Array([1, 2])), true)
+    assert.throws(() => rt.send.call({}, pid, Buffer.from('x')), /NodeRuntime/)
+    const { send } = rt
+    assert.throws(() => send(pid, Buffer.from('x')), /NodeRuntime/)
+    assert.throws(() => rt.send('1', Buffer.from('x')), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
+    assert.throws(() => rt.send(pid, 'text'), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
+    assert.throws(() => rt.send(pid), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
+    assert.throws(() => rt.send(0.5, Buffer.from('x')), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' })
+    rt.stop(pid)
+  })
+})
