@@ -198,9 +198,11 @@ pub(crate) enum Shape<'a> {
 
 /// Vector accumulators of a fast-math `sum` (each two lanes wide): enough independent adds in
 /// flight to hide the latency of `addpd`.
-const SUM_ACCS: usize = 4;
+const SUM_ACCS: usize = 8;
 /// Lanes of `f64x2`.
 const LANES: usize = 2;
+/// Elements per iteration of an exact float `sum` over a straight-line body.
+const EXACT_UNROLL: usize = 4;
 
 /// Compiles `p` with the given optimization level and `*_while` iteration cap, as `shape`.
 pub(crate) fn compile(
@@ -1079,8 +1081,8 @@ impl Gen<'_, '_> {
             _ => self.b.ins().iconst(i64t, 0),
         };
         self.b.def_var(acc, init);
-        if fast && ty == Ty::F64 && vector_ok(p, dtypes) {
-            self.vector_sum(p, dtypes, &vars, &bases, n, idx, acc)?;
+        if ty == Ty::F64 && vector_ok(p, dtypes) {
+            self.block_sum(p, dtypes, fast, &vars, &bases, n, idx, acc)?;
         }
         let header = self.b.create_block();
         let body = self.b.create_block();
@@ -1126,41 +1128,58 @@ impl Gen<'_, '_> {
         Ok(ctl)
     }
 
-    /// Fast-math `sum` of the first `n & !(LANES * SUM_ACCS - 1)` elements in `SUM_ACCS`
-    /// `f64x2` accumulators; leaves `idx` at the first element left and their total in `acc`.
+    /// The straight-line float body over whole blocks of elements, before the scalar loop
+    /// takes the rest: leaves `idx` at the first element left and the running sum in `acc`.
+    ///
+    /// Fast-math: `SUM_ACCS` `f64x2` accumulators, combined pairwise at the end. Exact: the
+    /// body unrolled `EXACT_UNROLL` times, each value added to `acc` in element order (the
+    /// same additions as the scalar loop, with less loop overhead per element).
     #[allow(clippy::too_many_arguments)]
-    fn vector_sum(
+    fn block_sum(
         &mut self,
         p: &Program,
         dtypes: &[Option<DType>],
+        fast: bool,
         vars: &[Variable],
         bases: &[Option<ir::Value>],
         n: ir::Value,
         idx: Variable,
         acc: Variable,
     ) -> Result<(), CompileError> {
-        let vt = types::F64X2;
-        let step = (LANES * SUM_ACCS) as i64;
+        let (vt, lanes, per) = if fast {
+            (types::F64X2, LANES, SUM_ACCS)
+        } else {
+            (types::F64, 1, EXACT_UNROLL)
+        };
+        let step = (lanes * per) as i64;
         let fl = MemFlagsData::new().with_notrap();
         // broadcast scalars once
         let mut splats = Vec::with_capacity(vars.len());
         for (j, var) in vars.iter().enumerate() {
             splats.push(if bases[j].is_none() {
                 let s = self.b.use_var(*var);
-                Some(self.b.ins().splat(vt, s))
+                Some(if fast { self.b.ins().splat(vt, s) } else { s })
             } else {
                 None
             });
         }
         let zero = self.b.ins().f64const(0.0);
-        let vzero = self.b.ins().splat(vt, zero);
-        let accs: Vec<Variable> = (0..SUM_ACCS)
-            .map(|_| {
-                let v = self.b.declare_var(vt);
-                self.b.def_var(v, vzero);
-                v
-            })
-            .collect();
+        let vzero = if fast {
+            self.b.ins().splat(vt, zero)
+        } else {
+            zero
+        };
+        let accs: Vec<Variable> = if fast {
+            (0..SUM_ACCS)
+                .map(|_| {
+                    let v = self.b.declare_var(vt);
+                    self.b.def_var(v, vzero);
+                    v
+                })
+                .collect()
+        } else {
+            vec![acc; EXACT_UNROLL]
+        };
         let main = self.b.ins().band_imm_s(n, -step);
         let header = self.b.create_block();
         let body = self.b.create_block();
@@ -1172,7 +1191,7 @@ impl Gen<'_, '_> {
         self.b.ins().brif(go, body, &[], exit, &[]);
         self.b.switch_to_block(body);
         for (u, a) in accs.iter().enumerate() {
-            let at = self.b.ins().iadd_imm_s(iv, (u * LANES) as i64);
+            let at = self.b.ins().iadd_imm_s(iv, (u * lanes) as i64);
             let mut params = Vec::with_capacity(vars.len());
             for (j, base) in bases.iter().enumerate() {
                 params.push(match (base, dtypes.get(j).copied().flatten()) {
@@ -1185,10 +1204,10 @@ impl Gen<'_, '_> {
             }
             let mut locals = HashMap::new();
             if let Some((s, n)) = &p.root.bind {
-                let v = self.vexpr(n, &params, &mut locals)?;
+                let v = self.vexpr(n, &params, &mut locals, vt)?;
                 locals.insert(*s, v);
             }
-            let v = self.vexpr(&p.root.value, &params, &mut locals)?;
+            let v = self.vexpr(&p.root.value, &params, &mut locals, vt)?;
             let av = self.b.use_var(*a);
             let s = self.b.ins().fadd(av, v);
             self.b.def_var(*a, s);
@@ -1197,6 +1216,9 @@ impl Gen<'_, '_> {
         self.b.def_var(idx, next);
         self.b.ins().jump(header, &[]);
         self.b.switch_to_block(exit);
+        if !fast {
+            return Ok(());
+        }
         // pairwise: (a0 + a1) + (a2 + a3), then the two lanes
         let mut vs: Vec<ir::Value> = accs.iter().map(|a| self.b.use_var(*a)).collect();
         while vs.len() > 1 {
@@ -1216,37 +1238,34 @@ impl Gen<'_, '_> {
         Ok(())
     }
 
-    /// An `f64x2` evaluation of a node accepted by [`vector_node_ok`]; errors of any lane exit.
+    /// A straight-line evaluation of a node accepted by [`vector_node_ok`], as `vt` (`f64x2`
+    /// or `f64`); an error in any lane exits.
     fn vexpr(
         &mut self,
         n: &Node,
         params: &[ir::Value],
         locals: &mut HashMap<usize, ir::Value>,
+        vt: ir::Type,
     ) -> Result<ir::Value, CompileError> {
-        let vt = types::F64X2;
         let unsupported = || CompileError::Unsupported("vector body".into());
         Ok(match &n.k {
-            K::Const(Value::F64(c)) => {
-                let c = self.b.ins().f64const(*c);
-                self.b.ins().splat(vt, c)
-            }
+            K::Const(Value::F64(c)) => self.fconst_as(*c, vt),
             K::Param(j) => *params.get(*j).ok_or_else(unsupported)?,
             K::Local(s) => *locals.get(s).ok_or_else(unsupported)?,
             K::Let(s, v, body) => {
-                let v = self.vexpr(v, params, locals)?;
+                let v = self.vexpr(v, params, locals, vt)?;
                 locals.insert(*s, v);
-                self.vexpr(body, params, locals)?
+                self.vexpr(body, params, locals, vt)?
             }
             K::Un(op, a) => {
-                let a = self.vexpr(a, params, locals)?;
+                let a = self.vexpr(a, params, locals, vt)?;
                 match op {
                     Un::NegF => self.b.ins().fneg(a),
                     Un::AbsF => self.b.ins().fabs(a),
                     Un::Math(MathFn::Sqrt) => {
-                        let z = self.b.ins().f64const(0.0);
-                        let z = self.b.ins().splat(vt, z);
+                        let z = self.fconst_as(0.0, vt);
                         let neg = self.b.ins().fcmp(FloatCC::LessThan, a, z);
-                        let any = self.b.ins().vany_true(neg);
+                        let any = self.any_lane(neg, vt);
                         self.fail_if(any, status::DOMAIN);
                         self.b.ins().sqrt(a)
                     }
@@ -1254,17 +1273,16 @@ impl Gen<'_, '_> {
                 }
             }
             K::Bin(op, a, b) => {
-                let a = self.vexpr(a, params, locals)?;
-                let b = self.vexpr(b, params, locals)?;
+                let a = self.vexpr(a, params, locals, vt)?;
+                let b = self.vexpr(b, params, locals, vt)?;
                 match op {
                     Bin::AddF => self.b.ins().fadd(a, b),
                     Bin::SubF => self.b.ins().fsub(a, b),
                     Bin::MulF => self.b.ins().fmul(a, b),
                     Bin::DivF => {
-                        let z = self.b.ins().f64const(0.0);
-                        let z = self.b.ins().splat(vt, z);
+                        let z = self.fconst_as(0.0, vt);
                         let is_zero = self.b.ins().fcmp(FloatCC::Equal, b, z);
-                        let any = self.b.ins().vany_true(is_zero);
+                        let any = self.any_lane(is_zero, vt);
                         self.fail_if(any, status::ZERO_DIV);
                         self.b.ins().fdiv(a, b)
                     }
@@ -1273,6 +1291,25 @@ impl Gen<'_, '_> {
             }
             _ => return Err(unsupported()),
         })
+    }
+
+    /// A float constant as `vt` (`f64`, or splat across `f64x2`).
+    fn fconst_as(&mut self, c: f64, vt: ir::Type) -> ir::Value {
+        let c = self.b.ins().f64const(c);
+        if vt.is_vector() {
+            self.b.ins().splat(vt, c)
+        } else {
+            c
+        }
+    }
+
+    /// Whether any lane of a comparison holds (the comparison itself for scalars).
+    fn any_lane(&mut self, mask: ir::Value, vt: ir::Type) -> ir::Value {
+        if vt.is_vector() {
+            self.b.ins().vany_true(mask)
+        } else {
+            mask
+        }
     }
 
     fn load_elem(&mut self, dtype: DType, addr: ir::Value) -> ir::Value {
