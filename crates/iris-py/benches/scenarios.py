@@ -382,6 +382,74 @@ def iris_pull_sink(s: Any, n: int) -> Dict[str, float]:
     return {"value": n / (time.perf_counter() - start)}
 
 
+MESH_COOKIE = "iris-bench-mesh"
+
+
+def mesh_node() -> None:
+    """The far side of the mesh scenarios, in a process of its own: prints its address, reads
+    the near node's address and N, then serves `sink` (prints `done` after N messages) and
+    `ponger` (answers every message to the near node's `pinger`)."""
+    import iris
+
+    rt = iris.Runtime()
+    print(rt.listen("127.0.0.1:0"), flush=True)
+    near, n = sys.stdin.readline().split()
+    rt.register("sink", rt.spawn(counting_handler(int(n), lambda: print("done", flush=True))))
+    pinger = rt.resolve_remote(near, "pinger")
+    send = rt.send
+    rt.register("ponger", rt.spawn(lambda msg: send(pinger, b"pong")))
+    print("ready", flush=True)
+    sys.stdin.readline()  # until the near node has finished with us
+    os._exit(0)
+
+
+def mesh(s: Any, n: int, pingpong: bool) -> Dict[str, float]:
+    """Sink or ping-pong between this process and a `mesh_node` over loopback TCP: messages
+    go to local proxies of the far actors (`resolve_remote`)."""
+    os.environ["IRIS_COOKIE"] = MESH_COOKIE
+    rt = s.rt
+    signal, wait = s.done()
+    send = rt.send
+    ponger: List[Any] = []
+    trips = itertools.count(1).__next__
+
+    def pinger(msg: Any) -> None:
+        if trips() == n:
+            signal()
+        else:
+            send(ponger[0], b"ping")
+
+    rt.register("pinger", rt.spawn(pinger))
+    addr = rt.listen("127.0.0.1:0")
+    node = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "--mesh-node"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, IRIS_COOKIE=MESH_COOKIE),
+    )
+    assert node.stdin is not None and node.stdout is not None
+    far = node.stdout.readline().strip()
+    node.stdin.write(f"{addr} {n}\n")
+    node.stdin.flush()
+    assert node.stdout.readline().strip() == "ready"
+    ponger.append(rt.resolve_remote(far, "ponger"))
+    sink_pid = rt.resolve_remote(far, "sink")
+    if pingpong:
+        start = time.perf_counter()
+        send(ponger[0], b"ping")
+        wait()
+    else:
+        start = time.perf_counter()
+        for _ in range(n):
+            send(sink_pid, b"x")
+        assert node.stdout.readline().strip() == "done"
+    took = time.perf_counter() - start
+    node.stdin.close()
+    node.wait(timeout=30)
+    return {"value": n / took}
+
+
 SCENARIOS: Dict[str, Callable[..., Dict[str, float]]] = {
     "spawn_idle": spawn_idle,
     "fanout": fanout,
@@ -391,6 +459,8 @@ SCENARIOS: Dict[str, Callable[..., Dict[str, float]]] = {
     "sink_send_many": iris_send_many,
     "sink_release_gil": lambda s, n: sink(s, n, release_gil=True),
     "sink_pull": iris_pull_sink,
+    "mesh_sink": lambda s, n: mesh(s, n, pingpong=False),
+    "mesh_pingpong": lambda s, n: mesh(s, n, pingpong=True),
 }
 
 
@@ -440,10 +510,14 @@ ROWS = [
     ("skynet", "ms", False, "value", None),
 ]
 # Iris-only variants of the sink, shown against the threading sink of the same run.
+# Iris-only rows: (scenario, label, unit, sizes (full, quick), the ONLY group that selects
+# it, the threading row shown beside it).
 IRIS_EXTRA = [
-    ("sink_send_many", "sink (send_many x1000)"),
-    ("sink_release_gil", "sink (release_gil=True)"),
-    ("sink_pull", "sink (pull actor)"),
+    ("sink_send_many", "sink (send_many x1000)", "msg/s", SIZES["sink"], "sink", "sink"),
+    ("sink_release_gil", "sink (release_gil=True)", "msg/s", SIZES["sink"], "sink", "sink"),
+    ("sink_pull", "sink (pull actor)", "msg/s", SIZES["sink"], "sink", "sink"),
+    ("mesh_sink", "mesh sink (2 processes)", "msg/s", SIZES["sink"], "mesh", None),
+    ("mesh_pingpong", "mesh pingpong (2 processes)", "round trips/s", (20_000, 2_000), "mesh", None),
 ]
 PEERS = ["asyncio", "uvloop", "threading", "pykka"]
 SPAWN_RSS_LIMIT = 1024  # bytes per idle actor, the target for Iris
@@ -484,8 +558,9 @@ def main() -> None:
             if system == "threading" and sc in THREAD_PER_ACTOR_INFEASIBLE:
                 continue
             jobs.append((system, sc, size(sc, system)))
-    if wanted is None or "sink" in wanted:
-        jobs += [("iris", sc, size("sink")) for sc, _ in IRIS_EXTRA]
+    for sc, _, _, (full, quick), group, _ in IRIS_EXTRA:
+        if wanted is None or group in wanted or sc in wanted:
+            jobs.append(("iris", sc, quick if QUICK else full))
     sizes = {(system, sc): n for system, sc, n in jobs}
     # Rounds over every job, best result per job: the machine is shared, so noise only ever
     # slows a run down. The slow skynet peers run once.
@@ -522,18 +597,18 @@ def main() -> None:
         if target is not None:
             row["target"] = {"ratio": target[0], "against": target[1]}
         rows.append(row)
-    threading_sink = results.get(("threading", "sink"))
-    for sc, label in IRIS_EXTRA:
-        r = results.get(("iris", sc))
+    for sc, label, unit, _, _, beside in IRIS_EXTRA:
         if ("iris", sc) not in results:
             continue
+        r = results[("iris", sc)]
+        peer = results.get(("threading", beside)) if beside else None
         rows.append(
             {
                 "scenario": label,
-                "unit": "msg/s",
+                "unit": unit,
                 "higher_is_better": True,
                 "iris": r["value"] if r else None,
-                "peers": {"threading": threading_sink["value"]} if threading_sink else {},
+                "peers": {"threading": peer["value"]} if peer else {},
             }
         )
     print_table(rows, notes)
@@ -594,7 +669,9 @@ def print_table(rows: List[Dict[str, Any]], notes: List[str]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--one":
+    if sys.argv[1:] == ["--mesh-node"]:
+        mesh_node()
+    elif len(sys.argv) == 5 and sys.argv[1] == "--one":
         run_one(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
         main()
