@@ -1,11 +1,10 @@
 //! Scenarios 1–5 of the benchmarks issue for every compiled-in system in one run: Iris, the
 //! plain-Tokio floor and (feature `peers`) kameo, ractor and actix. One criterion group per
-//! scenario, one function per system; `cargo xtask bench` reads criterion's estimates and
+//! scenario (skynet aside, see `skynet_rows`), one function per system; `cargo xtask bench` reads criterion's estimates and
 //! turns them into the summary table. Idle-actor memory is measured with spawn_idle, in a fresh
 //! child process per system, and written to `target/bench/rust-memory.json`.
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,16 +12,14 @@ use criterion::measurement::WallTime;
 use criterion::{
     BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
-use iris_benches::{SYSTEMS, Scenarios, sizes, skynet_sum, system};
+use iris_benches::{SYSTEMS, Scenarios, sizes, skynet_sum, suite_row, system, write_suite};
 
 const NODE: &str = env!("CARGO_BIN_EXE_iris-bench-node");
 
 /// Bytes of RSS per idle actor for every system, each in its own process, as a suite file
 /// the xtask summary renders like the Python and Node ones.
 fn memory_rows() {
-    let mut peers = String::new();
-    let mut iris = None;
-    let mut floor = None;
+    let mut values = Vec::new();
     for name in SYSTEMS {
         match iris_benches::memory::per_actor_in_child(Path::new(NODE), name, sizes::SPAWN) {
             Ok(b) => {
@@ -30,32 +27,82 @@ fn memory_rows() {
                     "spawn_idle/{name}: {b:.0} bytes of RSS per idle actor ({} actors)",
                     sizes::SPAWN
                 );
-                match *name {
-                    "iris" => iris = Some(b),
-                    "tokio" => floor = Some(b),
-                    _ => {
-                        let sep = if peers.is_empty() { "" } else { ", " };
-                        let _ = write!(peers, "{sep}\"{name}\": {b:.1}");
-                    }
-                }
+                values.push((*name, b));
             }
             Err(e) => eprintln!("spawn_idle/{name}: memory not measured: {e}"),
         }
     }
-    let Some(iris) = iris else { return };
-    let floor = floor.map_or(String::new(), |f| {
-        format!(", \"floor\": {{\"tokio\": {f:.1}}}")
-    });
-    let json = format!(
-        "{{\"suite\": \"rust\", \"rows\": [{{\"scenario\": \"spawn_idle memory\", \"unit\": \"bytes/actor\", \
-         \"higher_is_better\": false, \"iris\": {iris:.1}, \"peers\": {{{peers}}}{floor}, \
-         \"target\": {{\"max\": 1024}}}}]}}\n"
+    let row = suite_row(
+        "spawn_idle memory",
+        "bytes/actor",
+        false,
+        &values,
+        r#"{"max": 1024}"#,
     );
-    let dir = iris_benches::out_dir();
-    let path = dir.join("rust-memory.json");
-    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, json)) {
-        eprintln!("writing {}: {e}", path.display());
+    write_suite("rust-memory.json", &row.into_iter().collect::<Vec<_>>());
+}
+
+/// Whether criterion's filter (the first free argument, a regex) may select `id`; a plain
+/// substring test, which is what `cargo xtask bench --filter` passes.
+fn selected(id: &str) -> bool {
+    const VALUED: &[&str] = &[
+        "--profile-time",
+        "--save-baseline",
+        "--baseline",
+        "--load-baseline",
+        "--sample-size",
+        "--warm-up-time",
+        "--measurement-time",
+        "--nresamples",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--plotting-backend",
+        "--output-format",
+        "--color",
+        "--format",
+        "--logfile",
+    ];
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if VALUED.contains(&a.as_str()) {
+            args.next();
+        } else if !a.starts_with('-') {
+            return id.contains(&a) || a.contains(id);
+        }
     }
+    true
+}
+
+/// Skynet outside criterion: a run of kameo or ractor takes 5–20 s on two cores, so eleven
+/// of them per system (criterion's minimum) would take the full bench past a quarter of an
+/// hour. Every system gets the same: the median of three runs (one with `--quick`).
+fn skynet_rows(systems: &[(&str, Box<dyn Scenarios>)]) {
+    if !selected("skynet") {
+        return;
+    }
+    let runs = if std::env::args().any(|a| a == "--quick") {
+        1
+    } else {
+        3
+    };
+    let mut values = Vec::new();
+    for (name, s) in systems {
+        let mut ms: Vec<f64> = (0..runs)
+            .map(|_| {
+                let (sum, t) = s.skynet(sizes::SKYNET_DEPTH);
+                assert_eq!(sum, skynet_sum(sizes::SKYNET_DEPTH), "{name}");
+                t.as_secs_f64() * 1e3
+            })
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        let median = ms[ms.len() / 2];
+        println!("skynet/{name}: {median:.0} ms (median of {ms:.0?})");
+        values.push((*name, median));
+    }
+    let target = r#"{"ratio": 2, "against": "beam", "max": 1000}"#;
+    let row = suite_row("skynet 1M", "ms", false, &values, target);
+    write_suite("rust-skynet.json", &row.into_iter().collect::<Vec<_>>());
 }
 
 /// Runs `f` once per iteration criterion asks for and sums the measured times.
@@ -108,15 +155,7 @@ fn actors(c: &mut Criterion) {
         bench(&mut g, name, || s.pingpong(sizes::PINGPONG));
     }
     g.finish();
-    let mut g = group(c, "skynet", 10usize.pow(sizes::SKYNET_DEPTH));
-    for (name, s) in &systems {
-        bench(&mut g, name, || {
-            let (sum, t) = s.skynet(sizes::SKYNET_DEPTH);
-            assert_eq!(sum, skynet_sum(sizes::SKYNET_DEPTH), "{name}");
-            t
-        });
-    }
-    g.finish();
+    skynet_rows(&systems);
 }
 
 criterion_group!(benches, actors);

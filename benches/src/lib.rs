@@ -104,6 +104,43 @@ pub fn out_dir() -> std::path::PathBuf {
     )
 }
 
+/// One row of a suite file in the shape `cargo xtask bench` renders for every suite: the
+/// `iris` value, `tokio` as the floor, every other system a peer. `target` is a JSON object
+/// (`{"ratio": 2}`, `{"max": 1024}`, ...).
+pub fn suite_row(
+    scenario: &str,
+    unit: &str,
+    higher_is_better: bool,
+    values: &[(&str, f64)],
+    target: &str,
+) -> Option<String> {
+    let iris = values.iter().find(|(k, _)| *k == "iris")?.1;
+    let list = |keep: &dyn Fn(&str) -> bool| {
+        values
+            .iter()
+            .filter(|(k, _)| keep(k))
+            .map(|(k, v)| format!("\"{k}\": {v:.3}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Some(format!(
+        "{{\"scenario\": \"{scenario}\", \"unit\": \"{unit}\", \"higher_is_better\": {higher_is_better}, \
+         \"iris\": {iris:.3}, \"peers\": {{{}}}, \"floor\": {{{}}}, \"target\": {target}}}",
+        list(&|k| k != "iris" && k != "tokio"),
+        list(&|k| k == "tokio"),
+    ))
+}
+
+/// Writes `{"suite": "rust", "rows": [...]}` to `file` under [`out_dir`].
+pub fn write_suite(file: &str, rows: &[String]) {
+    let dir = out_dir();
+    let path = dir.join(file);
+    let json = format!("{{\"suite\": \"rust\", \"rows\": [{}]}}\n", rows.join(", "));
+    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, json)) {
+        eprintln!("writing {}: {e}", path.display());
+    }
+}
+
 /// A multi-threaded Tokio runtime like the one Iris runs on (one worker per core).
 pub fn tokio_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

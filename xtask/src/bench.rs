@@ -273,14 +273,15 @@ pub(crate) fn run_bench(o: &Opts) -> Result {
     // A dry run renders whatever earlier runs left, to preview the table.
     let since = (!o.dry_run).then_some(started);
     let mut rows = report::criterion_rows(&criterion_dir, since);
-    if let (Some(ms), Some(sky)) = (
-        beam,
-        rows.iter_mut().find(|r| r.scenario.starts_with("skynet")),
-    ) {
-        sky.peers.push(("beam".into(), ms));
-    }
     let (suite_rows, raw) = collect(&out_dir, since);
     rows.extend(suite_rows);
+    let skynet = rows
+        .iter_mut()
+        .find(|r| r.suite == "rust" && r.scenario.starts_with("skynet"));
+    if let (Some(ms), Some(sky)) = (beam, skynet) {
+        sky.peers.push(("beam".into(), ms));
+    }
+    report::order(&mut rows);
     let (machine_json, machine_text) = machine();
     println!("\n{}", report::render(&rows, &machine_text));
     for n in &notes {
