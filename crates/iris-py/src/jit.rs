@@ -323,6 +323,22 @@ impl PyJitFunction {
         }
     }
 
+    /// Pickles by reference, like the function it replaces (`module.qualname`).
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        slf.getattr("__qualname__")
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> String {
+        let name = slf
+            .getattr("__qualname__")
+            .and_then(|n| n.extract::<String>())
+            .unwrap_or_else(|_| "<expression>".to_owned());
+        format!(
+            "<iris.jit.JitFunction {name}({})>",
+            slf.get().expr.params().join(", ")
+        )
+    }
+
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         if let Some(f) = &self.fallback {
             visit.call(f)?;

@@ -177,6 +177,15 @@ def test_offload_returns_the_native_function_dressed_as_the_original():
         f(1.0, 2.0)
 
 
+def test_compiled_functions_pickle_by_reference_like_functions():
+    import copy
+    import pickle
+
+    assert pickle.loads(pickle.dumps(vector_magnitude)) is vector_magnitude
+    assert copy.deepcopy(sum_sq2) is sum_sq2
+    assert "vector_magnitude(x, y, z)" in repr(vector_magnitude)
+
+
 def test_methods_bind_and_fall_back_for_self():
     b = Body(2.0)
     assert b.energy(3.0) == 4.5
