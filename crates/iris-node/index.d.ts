@@ -68,8 +68,8 @@ export declare class NodeRuntime {
   constructor()
   /**
    * Spawns a push actor: `handler(msg)` runs once per message, in order, one at a time.
-   * `budget` (default 100) is the reduction budget and also how many messages may be
-   * taken from the mailbox ahead of the handler.
+   * `budget` (default 100) is the reduction budget; at least 1024 messages may be taken
+   * from the (unbounded) mailbox ahead of the handler.
    */
   spawn(handler: (msg: Message) => unknown, budget?: number): number
   /** Spawns a push actor with a bounded mailbox of `capacity` messages (policy `dropnew`). */

@@ -28,6 +28,11 @@ use crate::{args, lock};
 
 const DEFAULT_BUDGET: u64 = iris::DEFAULT_BUDGET as u64;
 
+/// The least window of a push actor with an unbounded mailbox: how many of its messages may
+/// wait for JS at once. A window of `budget` (100) made the actor's task and the JS thread
+/// hand over every 100 messages, which halved the sink's rate.
+const UNBOUNDED_WINDOW: usize = 2 * crate::dispatch::CHUNK;
+
 /// The JS error for a failed runtime call, with a stable `code`.
 fn actor_error(env: &Env, e: &ActorError) -> napi::Error {
     let code = match e {
@@ -151,7 +156,13 @@ impl NodeRuntime {
         opts: SpawnOptions,
         virt: Option<(Option<Duration>, bool)>,
     ) -> Result<f64> {
-        let lane = Lane::new(opts.budget);
+        // The window: a bounded mailbox keeps the budget's, so that it fills up while JS is
+        // behind; an unbounded one lets JS take a few chunks per wake-up of the actor.
+        let window = match opts.capacity {
+            Some(_) => opts.budget,
+            None => opts.budget.max(UNBOUNDED_WINDOW),
+        };
+        let lane = Lane::new(window);
         let behavior = self.disp.behavior(lane.clone(), handler);
         let r = match virt {
             None => self.rt.try_spawn_behavior(behavior, opts),
@@ -321,8 +332,8 @@ impl NodeRuntime {
     }
 
     /// Spawns a push actor: `handler(msg)` runs once per message, in order, one at a time.
-    /// `budget` (default 100) is the reduction budget and also how many messages may be
-    /// taken from the mailbox ahead of the handler.
+    /// `budget` (default 100) is the reduction budget; at least 1024 messages may be taken
+    /// from the (unbounded) mailbox ahead of the handler.
     #[napi(ts_args_type = "handler: (msg: Message) => unknown, budget?: number")]
     pub fn spawn(&self, env: Env, handler: Handler, budget: Option<Count>) -> Result<f64> {
         let opts = SpawnOptions {
