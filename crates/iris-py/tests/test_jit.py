@@ -233,3 +233,26 @@ def test_sums_over_numpy_arrays_equal_pythons():
     # numpy broadcasts a length-1 array: the JIT defers to Python
     x = np.arange(4.0)
     assert sum_sq2(x, np.array([2.0])) == sum_sq2.__wrapped__(x, np.array([2.0]))
+
+
+@iris.offload()
+def nine(a, b, c, d, e, f, g, h, i):
+    return a + b * c - d / e + f * g * h - i
+
+
+def test_many_arguments_and_the_general_path():
+    args = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0)
+    assert jit.compiled(nine) is not None
+    assert nine(*args) == nine.__wrapped__(*args)
+    assert nine(*args[:8], i=9.0) == nine.__wrapped__(*args)
+    with pytest.raises(ZeroDivisionError):
+        nine(1.0, 2.0, 3.0, 4.0, 0.0, 6.0, 7.0, 8.0, 9.0)
+
+
+def test_bare_compiled_expressions_raise_jit_fallback():
+    f = jit.jit_compile("1 / x", ["x"])
+    assert f(4.0) == 0.25
+    with pytest.raises(jit.JitFallback):
+        f(0.0)
+    with pytest.raises(jit.JitFallback):
+        f(x=1.0)
