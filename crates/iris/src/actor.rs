@@ -173,7 +173,10 @@ impl Actor {
     }
 }
 
-/// A hasher for sequential PIDs: one multiply spreads them over the buckets.
+/// A hasher for sequential PIDs: one folded 64×64→128-bit multiply spreads them over both the
+/// low bits (the bucket index) and the top bits (the control byte) of the hash. A plain
+/// multiply would leave the low bits of PIDs that share a shard (`pid % SHARDS`) all equal,
+/// and every lookup would probe one long chain.
 #[derive(Default)]
 pub(crate) struct PidHasher(u64);
 
@@ -187,7 +190,8 @@ impl Hasher for PidHasher {
         }
     }
     fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let x = u128::from(n) * 0x9E37_79B9_7F4A_7C15;
+        self.0 = (x as u64) ^ ((x >> 64) as u64);
     }
 }
 
