@@ -39,6 +39,10 @@ fn scalar_call(c: &mut Criterion) {
     c.bench_function("scalar_call/magnitude", |b| {
         b.iter(|| f.call_scalar(black_box(&args)).unwrap())
     });
+    let floats = [1.0, 2.0, 3.0];
+    c.bench_function("scalar_call/magnitude_f64s", |b| {
+        b.iter(|| f.call_f64s(black_box(&floats)).unwrap())
+    });
 }
 
 fn report(name: &str, bytes: usize, mut f: impl FnMut()) {

@@ -413,7 +413,9 @@ fn vector_node_ok(n: &Node, budget: &mut u32) -> bool {
     match &n.k {
         K::Const(Value::F64(_)) | K::Param(_) | K::Local(_) => true,
         K::Let(_, v, b) => vector_node_ok(v, budget) && vector_node_ok(b, budget),
-        K::Un(Un::NegF | Un::AbsF | Un::Math(MathFn::Sqrt), a) => vector_node_ok(a, budget),
+        K::Un(Un::NegF | Un::AbsF | Un::Math(MathFn::Sqrt) | Un::PowHalf | Un::Square, a) => {
+            vector_node_ok(a, budget)
+        }
         K::Bin(Bin::AddF | Bin::SubF | Bin::MulF | Bin::DivF, a, b) => {
             vector_node_ok(a, budget) && vector_node_ok(b, budget)
         }
@@ -1268,6 +1270,30 @@ impl Gen<'_, '_> {
                         let any = self.any_lane(neg, vt);
                         self.fail_if(any, status::DOMAIN);
                         self.b.ins().sqrt(a)
+                    }
+                    // fastmath's `x ** 0.5`: as `pow_half`, except that `-inf` (whose root
+                    // Python gives as `inf`) is an error too, which only sends the call back
+                    // to Python
+                    Un::PowHalf => {
+                        let z = self.fconst_as(0.0, vt);
+                        let neg = self.b.ins().fcmp(FloatCC::LessThan, a, z);
+                        let any = self.any_lane(neg, vt);
+                        self.fail_if(any, status::DOMAIN);
+                        let r = self.b.ins().sqrt(a);
+                        // sqrt(-0.0) is -0.0 but (-0.0) ** 0.5 is 0.0
+                        self.b.ins().fadd(r, z)
+                    }
+                    Un::Square => {
+                        let r = self.b.ins().fmul(a, a);
+                        let inf = self.fconst_as(f64::INFINITY, vt);
+                        let ar = self.b.ins().fabs(r);
+                        let aa = self.b.ins().fabs(a);
+                        let r_inf = self.b.ins().fcmp(FloatCC::Equal, ar, inf);
+                        let a_fin = self.b.ins().fcmp(FloatCC::LessThan, aa, inf);
+                        let bad = self.b.ins().band(r_inf, a_fin);
+                        let any = self.any_lane(bad, vt);
+                        self.fail_if(any, status::FLOAT_OVERFLOW);
+                        r
                     }
                     _ => return Err(unsupported()),
                 }

@@ -198,3 +198,49 @@ fn unaligned_and_non_f64_buffers_take_the_same_results() {
     };
     assert_eq!(id.reduce(Reducer::Sum, &[b]), Ok(Value::I64(3)));
 }
+
+#[test]
+fn fastmath_power_shortcuts_vectorize_within_rounding() {
+    let src = "abs(x) ** 0.5 + y ** 2";
+    let e = Jit::compile(src, &["x", "y"], &CompileOptions::default()).unwrap();
+    let f = Jit::compile(src, &["x", "y"], &CompileOptions::default().fastmath(true)).unwrap();
+    for n in [0, 1, 5, 16, 17, 1003, 70_001] {
+        let x = data(n, 21);
+        let y = data(n, 22);
+        let args = [Arg::f64s(&x), Arg::f64s(&y)];
+        let (want, mag) = oracle(&e, &args).unwrap();
+        assert!(
+            e.reduce(Reducer::Sum, &args)
+                .unwrap()
+                .same(Value::F64(want))
+        );
+        let Value::F64(g) = f.reduce(Reducer::Sum, &args).unwrap() else {
+            panic!("float sum");
+        };
+        assert!(
+            (g - want).abs() <= mag * (n as f64 + 4.0) * f64::EPSILON,
+            "n={n}"
+        );
+    }
+    // overflow of the square is Python's OverflowError, in any lane
+    let mut y = vec![1.0; 40];
+    y[21] = 1e200;
+    let x = vec![1.0; 40];
+    assert_eq!(
+        f.reduce(Reducer::Sum, &[Arg::f64s(&x), Arg::f64s(&y)]),
+        Err(JitError::FloatOverflow)
+    );
+    // (-0.0) ** 0.5 is 0.0
+    let z = [-0.0; 16];
+    let h = Jit::compile(
+        "x ** 0.5",
+        &["x"],
+        &CompileOptions::default().fastmath(true),
+    )
+    .unwrap();
+    assert!(
+        h.reduce(Reducer::Sum, &[Arg::f64s(&z)])
+            .unwrap()
+            .same(Value::F64(0.0))
+    );
+}

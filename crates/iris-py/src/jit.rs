@@ -394,12 +394,12 @@ unsafe extern "C" fn vectorcall(
         let py = Python::assume_attached();
         let obj = Bound::from_borrowed_ptr(py, callable).cast_into_unchecked::<PyJitFunction>();
         let this = obj.get();
-        if nkw == 0
-            && let Some(r) = this.fast_call(argv)
-        {
-            return r;
-        }
-        let general = || -> PyResult<*mut ffi::PyObject> {
+        let call = || -> PyResult<*mut ffi::PyObject> {
+            if nkw == 0
+                && let Some(r) = this.fast_call(argv)
+            {
+                return Ok(r);
+            }
             let pos = PyTuple::new(
                 py,
                 argv[..n].iter().map(|p| Bound::from_borrowed_ptr(py, *p)),
@@ -417,7 +417,7 @@ unsafe extern "C" fn vectorcall(
             this.call_general(py, &pos, kwargs.as_ref())
                 .map(Bound::into_ptr)
         };
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(general)) {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => {
                 e.restore(py);
