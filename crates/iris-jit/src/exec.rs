@@ -191,6 +191,7 @@ impl Jit {
             last: AtomicUsize::new(usize::MAX),
             scalar: OnceLock::new(),
             all_f64: false,
+            iterates: containers.iter().any(|c| *c),
             compile_time: Duration::ZERO,
         };
         let spec = ce.specialize(&sig)?;
@@ -328,6 +329,8 @@ pub struct CompiledExpr {
     scalar: OnceLock<Arc<Spec>>,
     /// Whether that specialization takes floats only (see [`CompiledExpr::call_f64s`]).
     all_f64: bool,
+    /// Whether some parameter is iterated as a container (`for v in x`, `sum(x)`).
+    iterates: bool,
     compile_time: Duration,
 }
 
@@ -588,6 +591,13 @@ impl CompiledExpr {
             }
         }
         Ok((sig, slots))
+    }
+
+    /// Whether some parameter is iterated as a container (`for v in x`, `sum(x)`): then buffer
+    /// arguments go to [`CompiledExpr::call`]; otherwise they are element-wise
+    /// ([`CompiledExpr::call_vector`], [`CompiledExpr::reduce`]).
+    pub fn iterates_buffers(&self) -> bool {
+        self.iterates
     }
 
     /// Whether calls of the default specialization run in bounded time: no loop (closed forms

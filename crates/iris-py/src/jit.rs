@@ -281,10 +281,15 @@ impl PyJitFunction {
         }
         // Buffers used as containers (`sum(v for v in x)`) give a scalar; otherwise the
         // expression maps element-wise.
-        let r = py.detach(|| match expr.call(&views) {
-            Ok(r) => Ok(Ok(r)),
-            Err(JitError::IterationCap { cap }) => Err(JitError::IterationCap { cap }),
-            Err(_) => expr.call_vector(&views).map(Err),
+        let r = py.detach(|| {
+            if !expr.iterates_buffers() {
+                return expr.call_vector(&views).map(Err);
+            }
+            match expr.call(&views) {
+                Ok(r) => Ok(Ok(r)),
+                Err(JitError::IterationCap { cap }) => Err(JitError::IterationCap { cap }),
+                Err(_) => expr.call_vector(&views).map(Err),
+            }
         });
         match r.map_err(miss)? {
             Ok(scalar) => value_to_py(py, scalar).map_err(Miss::Raise),
@@ -458,13 +463,23 @@ fn value_to_py(py: Python<'_>, v: Value) -> PyResult<Bound<'_, PyAny>> {
     })
 }
 
+/// An element-wise result as an `array.array` (`"d"` or `"q"`), filled from one bytes copy
+/// rather than element by element; bools as a list.
 fn vec_to_py(py: Python<'_>, v: VecOut) -> PyResult<Bound<'_, PyAny>> {
-    let array = py.import("array")?.getattr("array")?;
-    match v {
-        VecOut::F64(v) => array.call1(("d", v)),
-        VecOut::I64(v) => array.call1(("q", v)),
-        VecOut::Bool(v) => Ok(pyo3::types::PyList::new(py, v)?.into_any()),
+    fn bytes_of<T: Copy>(v: &[T]) -> &[u8] {
+        // SAFETY: only instantiated with f64 and i64 (no padding, every byte initialized);
+        // the bytes borrow `v`.
+        unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
     }
+    let array = py.import("array")?.getattr("array")?;
+    let (code, bytes) = match &v {
+        VecOut::F64(v) => ("d", bytes_of(v)),
+        VecOut::I64(v) => ("q", bytes_of(v)),
+        VecOut::Bool(v) => return Ok(pyo3::types::PyList::new(py, v)?.into_any()),
+    };
+    let out = array.call1((code,))?;
+    out.call_method1("frombytes", (pyo3::types::PyBytes::new(py, bytes),))?;
+    Ok(out)
 }
 
 /// Compiles `src` (the JIT's Python-syntax language) over `params`. Raises
