@@ -275,6 +275,25 @@ impl PyJitFunction {
             })
             .collect();
         let expr = &self.expr;
+        if !held.iter().any(|h| matches!(h, Held::Buffer(..))) {
+            // scalars beyond the inline count
+            if self.reduce.is_some() {
+                return Err(Miss::Fallback("a reduction over scalars".into()));
+            }
+            let vals: Vec<Value> = views
+                .iter()
+                .filter_map(|a| match a {
+                    Arg::Scalar(v) => Some(*v),
+                    Arg::Buffer { .. } => None,
+                })
+                .collect();
+            let r = if self.release {
+                py.detach(|| expr.call_scalar(&vals))
+            } else {
+                expr.call_scalar(&vals)
+            };
+            return value_to_py(py, r.map_err(miss)?).map_err(Miss::Raise);
+        }
         if let Some(reducer) = self.reduce {
             let r = py.detach(|| expr.reduce(reducer, &views));
             return value_to_py(py, r.map_err(miss)?).map_err(Miss::Raise);
