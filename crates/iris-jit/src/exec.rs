@@ -22,8 +22,12 @@ pub const DEFAULT_SUM_WHILE_CAP: u64 = 100_000_000;
 /// Stack size of compiler threads.
 const COMPILE_STACK: usize = 64 << 20;
 
-/// Element count from which element-wise calls and fast-math sums use all cores.
+/// Element count from which element-wise calls use all cores.
 const PARALLEL_MIN: usize = 1 << 16;
+
+/// Element count from which one-pass sums use all cores: below it a core sums faster than
+/// threads start (a sum reads each element once and writes nothing).
+const SUM_PARALLEL_MIN: usize = 1 << 18;
 
 /// Options of [`Jit::compile`].
 #[derive(Debug, Clone, PartialEq)]
@@ -1008,7 +1012,7 @@ impl CompiledExpr {
             })
             .collect();
         let spec = self.specialize_as(sig, Some(&dtypes), true)?;
-        let parallel = n >= PARALLEL_MIN && (ty != Ty::F64 || fast);
+        let parallel = n >= SUM_PARALLEL_MIN && (ty != Ty::F64 || fast);
         let nthreads = if parallel {
             threads(self.opts.threads)
         } else {

@@ -148,7 +148,7 @@ fn reductions_follow_python_and_short_circuit() {
         Ok(Value::F64(1.0))
     );
     // int sums are exact, in parallel too
-    let ints: Vec<u8> = (0..200_000u32)
+    let ints: Vec<u8> = (0..300_000u32)
         .flat_map(|i| i64::from(i).to_ne_bytes())
         .collect();
     let s = id.reduce(
@@ -158,7 +158,7 @@ fn reductions_follow_python_and_short_circuit() {
             dtype: DType::I64,
         }],
     );
-    assert_eq!(s, Ok(Value::I64(199_999 * 200_000 / 2)));
+    assert_eq!(s, Ok(Value::I64(299_999 * 300_000 / 2)));
 }
 
 #[test]
