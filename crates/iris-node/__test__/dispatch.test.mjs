@@ -95,12 +95,13 @@ describe('chunked delivery', () => {
       running--
     })
     const b = rt.spawn((m) => { gotB.push(m.readUInt32LE(0)) })
-    for (let i = 0; i < 300; i++) {
+    // More than a chunk of each, so chunk boundaries fall while `a` awaits.
+    for (let i = 0; i < 1200; i++) {
       rt.send(a, num(i))
       rt.send(b, num(i))
     }
-    await until(() => gotA.length === 300 && gotB.length === 300, 20_000)
-    const want = Array.from({ length: 300 }, (_, i) => i)
+    await until(() => gotA.length === 1200 && gotB.length === 1200, 20_000)
+    const want = Array.from({ length: 1200 }, (_, i) => i)
     assert.deepEqual(gotA, want)
     assert.deepEqual(gotB, want)
     assert.equal(overlap, false)

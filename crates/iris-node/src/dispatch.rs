@@ -230,6 +230,8 @@ struct Shared {
     refs: JsRefs,
     slots: Mutex<Slots>,
     freed: Arc<Mutex<Vec<u32>>>,
+    /// The handler of the latest `spawn`: actors spawned with one function share it.
+    last: Mutex<std::sync::Weak<PushHandler>>,
     /// Chunks made so far (a lane's `mark` names the chunk it is in).
     generation: AtomicU64,
     in_flight: Arc<AtomicUsize>,
@@ -259,6 +261,7 @@ impl Dispatcher {
             refs: js_refs(env)?,
             slots: Mutex::new(Slots::default()),
             freed: Arc::new(Mutex::new(Vec::new())),
+            last: Mutex::new(std::sync::Weak::new()),
             generation: AtomicU64::new(0),
             in_flight: Arc::new(AtomicUsize::new(0)),
             active: Mutex::new(Vec::new()),
@@ -320,6 +323,28 @@ impl Dispatcher {
 
     pub(crate) fn push(&self, job: Job) {
         push(&self.shared, job);
+    }
+
+    /// The handler for the JS function `f`: the latest one if it has the same function (no
+    /// new reference, slot or allocation per actor), else a new one. Called on the JS thread.
+    pub(crate) fn handler_for(&self, env: &Env, f: sys::napi_value) -> Result<Arc<PushHandler>> {
+        let last = lock(&self.shared.last).upgrade();
+        if let Some(h) = last
+            && let Ok(known) = h.f.borrow_back(env)
+        {
+            let mut same = false;
+            // SAFETY: both are values of this env.
+            unsafe { sys::napi_strict_equals(env.raw(), known.raw(), f, &mut same) };
+            if same {
+                return Ok(h);
+            }
+        }
+        // SAFETY: `f` is a function of this env (the caller checked).
+        let f: JsFn =
+            unsafe { napi::bindgen_prelude::FromNapiValue::from_napi_value(env.raw(), f) }?;
+        let h = self.handler(env, f)?;
+        *lock(&self.shared.last) = Arc::downgrade(&h);
+        Ok(h)
     }
 
     /// Puts `f` in the handler table. Called on the JS thread.
@@ -600,6 +625,10 @@ fn run_jobs(env: &Env, shared: &Arc<Shared>, jobs: Vec<Job>, chunk: &mut Chunk) 
                 msg,
                 token,
             } => {
+                // First run a full chunk: what its handlers do (await, end) decides this one.
+                if chunk.is_full_for(&msg) {
+                    chunk.run(env, shared);
+                }
                 {
                     let mut js = lock(&lane.js);
                     if js.dead {
@@ -609,9 +638,6 @@ fn run_jobs(env: &Env, shared: &Arc<Shared>, jobs: Vec<Job>, chunk: &mut Chunk) 
                         js.backlog.push_back((handler, msg, token));
                         continue;
                     }
-                }
-                if chunk.is_full_for(&msg) {
-                    chunk.run(env, shared);
                 }
                 chunk.add(shared, lane, handler, msg, token);
             }

@@ -3,6 +3,7 @@
 
 mod args;
 mod dispatch;
+mod fast;
 // Argument and result types of the `#[napi]` methods, hence `pub`.
 #[allow(unreachable_pub)]
 mod js;

@@ -11,12 +11,8 @@ use iris::{
     ActorError, ExitInfo, ExitReason, Factory, MeshError, Message, Pid, Receiver, RegistryError,
     Runtime, SpawnOptions, Strategy, TryRecvError,
 };
-use std::ptr;
-
-use napi::bindgen_prelude::{
-    FromNapiValue, JsObjectValue, Object, PromiseRaw, ToNapiValue, TypeTag, validate_type_tag,
-};
-use napi::{Env, JsError, JsValue, Result, sys};
+use napi::bindgen_prelude::{JsObjectValue, Object, PromiseRaw, ToNapiValue};
+use napi::{Env, JsValue, Result, sys};
 use napi_derive::napi;
 use tokio::sync::oneshot;
 
@@ -334,6 +330,7 @@ impl NodeRuntime {
     /// Spawns a push actor: `handler(msg)` runs once per message, in order, one at a time.
     /// `budget` (default 100) is the reduction budget; at least 1024 messages may be taken
     /// from the (unbounded) mailbox ahead of the handler.
+    // Replaced at load by `fast::spawn`, like `send`.
     #[napi(ts_args_type = "handler: (msg: Message) => unknown, budget?: number")]
     pub fn spawn(&self, env: Env, handler: Handler, budget: Option<Count>) -> Result<f64> {
         let opts = SpawnOptions {
@@ -490,7 +487,7 @@ impl NodeRuntime {
     /// `spill`) a full mailbox does not block the event loop: the message waits for room in
     /// the background, and later sends to the same PID queue up behind it, in order (use
     /// `sendAsync` to wait for the room instead).
-    // At load the class's `send` is replaced by `fast_send`, the same call without napi-rs's
+    // At load the class's `send` is replaced by `fast::send`, the same call without napi-rs's
     // per-call receiver bookkeeping; this one gives it its types.
     #[napi(ts_args_type = "pid: number, data: Buffer | Uint8Array")]
     pub fn send(&self, env: Env, pid: PidArg, data: Payload) -> bool {
@@ -1170,7 +1167,22 @@ pub fn version() -> String {
 }
 
 impl NodeRuntime {
-    fn send_bytes(&self, env: &Env, pid: PidArg, data: Payload) -> bool {
+    /// `spawn(handler, budget)` with the handler as a raw JS function: actors spawned with
+    /// the same function share its handler slot.
+    pub(crate) fn spawn_value(
+        &self,
+        env: &Env,
+        handler: sys::napi_value,
+        budget: Option<Count>,
+    ) -> Result<f64> {
+        let opts = SpawnOptions {
+            budget: budget_of(budget),
+            ..SpawnOptions::default()
+        };
+        self.spawn_push(env, self.disp.handler_for(env, handler)?, opts, None)
+    }
+
+    pub(crate) fn send_bytes(&self, env: &Env, pid: PidArg, data: Payload) -> bool {
         self.disp.keep_alive(env, Some(pid.0));
         let msg = Message::User(data.0);
         let mut waiting = lock(&self.waiting);
@@ -1206,99 +1218,11 @@ impl NodeRuntime {
     }
 }
 
-/// `NodeRuntime.prototype.send` as a raw N-API callback: the hot path of every JS sender.
-///
-/// # Safety
-/// Called by N-API on the JS thread with a live `env` and `info`.
-#[cfg_attr(test, allow(dead_code))]
-unsafe extern "C" fn fast_send(
-    env: sys::napi_env,
-    info: sys::napi_callback_info,
-) -> sys::napi_value {
-    let mut argc = 2usize;
-    let mut argv = [ptr::null_mut(); 2];
-    let mut this = ptr::null_mut();
-    let mut run = || -> Result<bool> {
-        // SAFETY: as the function's contract says; `argv` has room for `argc` values.
-        unsafe {
-            js::check(
-                sys::napi_get_cb_info(
-                    env,
-                    info,
-                    &mut argc,
-                    argv.as_mut_ptr(),
-                    &mut this,
-                    ptr::null_mut(),
-                ),
-                "read arguments",
-            )?;
-            // The receiver must be a NodeRuntime: its tag, then the wrapped Box<NodeRuntime>.
-            validate_type_tag(
-                env,
-                this,
-                &<NodeRuntime as TypeTag>::type_tag(),
-                "NodeRuntime",
-            )?;
-            let mut raw = ptr::null_mut();
-            js::check(sys::napi_unwrap(env, this, &mut raw), "unwrap NodeRuntime")?;
-            // SAFETY: napi-rs wrapped a `Box<NodeRuntime>` in `this`, alive while `this` is
-            // (it is on the stack of this call); every method takes `&self`.
-            let rt = &*raw.cast::<NodeRuntime>();
-            let mut undefined = ptr::null_mut();
-            sys::napi_get_undefined(env, &mut undefined);
-            let arg = |i: usize| if i < argc { argv[i] } else { undefined };
-            let pid = PidArg::from_napi_value(env, arg(0))?;
-            let data = Payload::from_napi_value(env, arg(1))?;
-            Ok(rt.send_bytes(&Env::from_raw(env), pid, data))
-        }
-    };
-    let mut out = ptr::null_mut();
-    match run() {
-        // SAFETY: on the JS thread, with its env.
-        Ok(b) => unsafe {
-            sys::napi_get_boolean(env, b, &mut out);
-        },
-        // SAFETY: as above; throws the error (a coded Error made in this env, or a new one).
-        Err(e) => unsafe { JsError::from(e).throw_into(env) },
-    }
-    out
-}
-
-/// Replaces `NodeRuntime.prototype.send` with [`fast_send`].
-#[cfg_attr(test, allow(dead_code))]
-fn install_fast_send(env: &Env, class: sys::napi_value) -> Result<()> {
-    let raw = env.raw();
-    let mut proto = ptr::null_mut();
-    let mut f = ptr::null_mut();
-    // SAFETY: on the JS thread at module load; `class` is the NodeRuntime constructor.
-    unsafe {
-        js::check(
-            sys::napi_get_named_property(raw, class, c"prototype".as_ptr(), &mut proto),
-            "NodeRuntime.prototype",
-        )?;
-        js::check(
-            sys::napi_create_function(
-                raw,
-                c"send".as_ptr(),
-                4,
-                Some(fast_send),
-                ptr::null_mut(),
-                &mut f,
-            ),
-            "create send",
-        )?;
-        js::check(
-            sys::napi_set_named_property(raw, proto, c"send".as_ptr(), f),
-            "install send",
-        )
-    }
-}
-
-/// Hangs `NodeRuntime.STOP` on the class and installs the fast `send`.
+/// Hangs `NodeRuntime.STOP` on the class and installs the fast `send` and `spawn`.
 #[napi(module_exports)]
 #[cfg_attr(test, allow(dead_code))]
 pub fn init(exports: Object, env: Env) -> Result<()> {
     let class: napi::Unknown = exports.get_named_property("NodeRuntime")?;
     js::install_stop(env.raw(), class.raw())?;
-    install_fast_send(&env, class.raw())
+    crate::fast::install(&env, class.raw())
 }
