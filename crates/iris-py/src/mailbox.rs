@@ -5,7 +5,7 @@ use std::sync::{Mutex, OnceLock};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use iris::{Message, Pid, Receiver, RecvError};
+use iris::{Message, Pid, Receiver, RecvError, TryRecvError};
 use pyo3::prelude::*;
 
 use crate::convert::message_to_py;
@@ -117,6 +117,27 @@ impl PyMailbox {
     fn rx(&self) -> std::sync::MutexGuard<'_, Receiver> {
         self.rx.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// A message that is already queued (or the news that the mailbox is closed), taken
+    /// while keeping the interpreter: letting go of it and taking it back per message costs
+    /// more than the receive itself, and hands the lock to a busy sender every time. `None`
+    /// when the receive has to wait, when another thread is receiving here (its slice ends
+    /// soon), or while a matcher may hold a mailbox lock.
+    fn try_queued(&self) -> Option<Got> {
+        if MATCHERS.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        let mut rx = match self.rx.try_lock() {
+            Ok(rx) => rx,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        match rx.try_recv() {
+            Ok(m) => Some(Got::Msg(m)),
+            Err(TryRecvError::Closed) => Some(Got::Closed),
+            Err(_) => None,
+        }
+    }
 }
 
 /// What a receive gave: a message, or why there is none.
@@ -158,6 +179,9 @@ impl PyMailbox {
         timeout: Option<f64>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let timeout = timeout_arg(timeout)?;
+        if let Some(g) = self.try_queued() {
+            return deliver(py, Some(g));
+        }
         let g = wait_sliced(py, timeout, |t| got(self.rx().recv_blocking(t)))?;
         deliver(py, g)
     }

@@ -53,6 +53,31 @@ def test_recv_releases_the_gil(rt):
     assert rt.join(pid, timeout=5).reason == "Normal"
 
 
+def test_queued_messages_come_in_order_system_first_without_waiting(rt, until):
+    gate = threading.Event()
+    got = []
+
+    def handler(mailbox):
+        gate.wait(10)
+        while True:
+            msg = mailbox.recv(timeout=0)
+            if msg is None:
+                return
+            got.append(msg if isinstance(msg, bytes) else msg.type_name)
+
+    pid = rt.spawn_with_mailbox(handler)
+    rt.trap_exit(pid)
+    doomed = rt.spawn(lambda m: None)
+    rt.link(pid, doomed)
+    for i in range(1000):
+        assert rt.send(pid, b"%d" % i)
+    rt.stop(doomed)
+    assert until(lambda: rt.exit_info(doomed) is not None)
+    gate.set()
+    assert rt.join(pid, timeout=10).reason == "Normal"
+    assert got == ["EXIT"] + [b"%d" % i for i in range(1000)]
+
+
 def test_stop_raises_mailbox_closed_and_ends_the_loop(rt):
     raised = []
 
