@@ -110,7 +110,14 @@ fn beam_skynet(o: &Opts) -> Result<f64> {
     if !out.status.success() {
         return Err(format!("escript failed with {}", out.status));
     }
-    parse_skynet_ms(&text).ok_or_else(|| format!("no SKYNET_MS in the output of escript: {text:?}"))
+    parse_skynet_ms(&text).ok_or_else(|| {
+        let last = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        format!("no SKYNET_MS line from escript (last line: {last:?})")
+    })
 }
 
 /// The median of `SKYNET_MS <ms> SUM <sum> RUNS ...`.
