@@ -132,7 +132,16 @@ impl Row {
         };
         let mut parts = Vec::new();
         if let Some(r) = t.ratio {
-            parts.push(format!("≥{r}x {}", t.against.as_deref().unwrap_or("best")));
+            let mut part = format!("≥{r}x {}", t.against.as_deref().unwrap_or("best"));
+            // Against a named peer that is not the best one, say where Iris stands.
+            let named = t.against.as_deref().and_then(|a| {
+                let v = self.peers.iter().find(|(k, _)| k == a)?.1;
+                (self.best_peer()?.0 != a).then(|| self.ratio_to(v))?
+            });
+            if let Some(x) = named {
+                part.push_str(&format!(" (is {x:.2}x)"));
+            }
+            parts.push(part);
         }
         if let Some(min) = t.min {
             parts.push(format!("≥{}", human(min, &self.unit)));
@@ -477,6 +486,7 @@ mod tests {
         assert_eq!(t.best_peer(), Some(("actix", 400.0)));
         assert_eq!(t.ratio(), Some(0.5));
         assert_eq!(t.met(), Some(false)); // 1200/800 = 1.5 < 2
+        assert_eq!(t.target_text(), "≥2x beam (is 1.50x), ≤1000 ms");
         let mut fast = t.clone();
         fast.iris = Some(500.0);
         assert_eq!(fast.met(), Some(true));
