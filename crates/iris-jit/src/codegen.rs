@@ -1192,16 +1192,23 @@ impl Gen<'_, '_> {
         let go = self.b.ins().icmp(IntCC::UnsignedLessThan, iv, main);
         self.b.ins().brif(go, body, &[], exit, &[]);
         self.b.switch_to_block(body);
+        // one address per buffer and iteration; the block's loads use immediate offsets
+        let mut ptrs = Vec::with_capacity(bases.len());
+        for (j, base) in bases.iter().enumerate() {
+            ptrs.push(match (base, dtypes.get(j).copied().flatten()) {
+                (Some(base), Some(dt)) => Some((self.elem_addr(*base, iv, dt.itemsize()), dt)),
+                _ => None,
+            });
+        }
         for (u, a) in accs.iter().enumerate() {
-            let at = self.b.ins().iadd_imm_s(iv, (u * lanes) as i64);
             let mut params = Vec::with_capacity(vars.len());
-            for (j, base) in bases.iter().enumerate() {
-                params.push(match (base, dtypes.get(j).copied().flatten()) {
-                    (Some(base), Some(dt)) => {
-                        let addr = self.elem_addr(*base, at, dt.itemsize());
-                        self.b.ins().load(vt, fl, addr, 0)
+            for (j, ptr) in ptrs.iter().enumerate() {
+                params.push(match ptr {
+                    Some((addr, dt)) => {
+                        let off = (u * lanes * dt.itemsize()) as i32;
+                        self.b.ins().load(vt, fl, *addr, off)
                     }
-                    _ => splats[j].unwrap_or(vzero),
+                    None => splats[j].unwrap_or(vzero),
                 });
             }
             let mut locals = HashMap::new();
