@@ -53,7 +53,7 @@ struct LaneJs {
     dead: bool,
     /// A handler's Promise is pending: later messages wait here.
     busy: bool,
-    backlog: VecDeque<(Arc<PushHandler>, Message, InFlight)>,
+    backlog: VecDeque<(Arc<Route>, Message, InFlight)>,
 }
 
 impl Lane {
@@ -113,8 +113,7 @@ pub(crate) type JsThreadFn = Box<dyn FnOnce(&Env, &Runtime) + Send>;
 pub(crate) enum Job {
     /// A message for a push actor's handler.
     Msg {
-        lane: Arc<Lane>,
-        handler: Arc<PushHandler>,
+        route: Arc<Route>,
         msg: Message,
         token: InFlight,
     },
@@ -188,6 +187,15 @@ const DELIVER_JS: &str = r#"(function (STOP, BLOCKED, META) {
     return undefined
   }
 })"#;
+
+/// Where one behaviour of a push actor sends its messages: the dispatcher, the actor's lane
+/// and the handler. One `Arc` per behaviour, so a message costs one reference count, on a
+/// line of its own actor (the handler may be shared by many actors).
+pub(crate) struct Route {
+    disp: Arc<Dispatcher>,
+    lane: Arc<Lane>,
+    handler: Arc<PushHandler>,
+}
 
 /// A push actor's handler as the dispatcher knows it: the function, and its slot in the JS
 /// handler table (freed when the last behaviour using it is gone).
@@ -405,12 +413,15 @@ impl Dispatcher {
         lane: Arc<Lane>,
         handler: Arc<PushHandler>,
     ) -> Behavior {
-        let disp = self.clone();
+        let route = Arc::new(Route {
+            disp: self.clone(),
+            lane,
+            handler,
+        });
         Behavior::from_async(move |msg| {
-            let disp = disp.clone();
-            let lane = lane.clone();
-            let handler = handler.clone();
+            let route = route.clone();
             async move {
+                let lane = &route.lane;
                 let admitted = match lane.window.try_acquire() {
                     Ok(p) => {
                         p.forget();
@@ -428,16 +439,14 @@ impl Dispatcher {
                     // The JS side ended the actor; its exit is under way.
                     return Flow::Continue;
                 }
-                let token = InFlight::new(&disp.shared.in_flight);
-                disp.push(Job::Msg {
-                    lane: lane.clone(),
-                    handler,
-                    msg,
-                    token,
-                });
+                let token = InFlight::new(&route.disp.shared.in_flight);
+                let full = lane.window.available_permits() == 0;
+                let shared = route.disp.shared.clone();
+                let lane = full.then(|| route.lane.clone());
+                push(&shared, Job::Msg { route, msg, token });
                 // Take no further message from the mailbox while the window is full: what
                 // waits for JS stays in the mailbox, where capacity and policies apply.
-                if lane.window.available_permits() == 0 {
+                if let Some(lane) = lane {
                     let _ = lane.window.acquire().await;
                 }
                 Flow::Continue
@@ -619,27 +628,22 @@ fn drain(env: &Env, shared: &Arc<Shared>) {
 fn run_jobs(env: &Env, shared: &Arc<Shared>, jobs: Vec<Job>, chunk: &mut Chunk) {
     for job in jobs {
         match job {
-            Job::Msg {
-                lane,
-                handler,
-                msg,
-                token,
-            } => {
+            Job::Msg { route, msg, token } => {
                 // First run a full chunk: what its handlers do (await, end) decides this one.
                 if chunk.is_full_for(&msg) {
                     chunk.run(env, shared);
                 }
                 {
-                    let mut js = lock(&lane.js);
+                    let mut js = lock(&route.lane.js);
                     if js.dead {
                         continue;
                     }
                     if js.busy {
-                        js.backlog.push_back((handler, msg, token));
+                        js.backlog.push_back((route.clone(), msg, token));
                         continue;
                     }
                 }
-                chunk.add(shared, lane, handler, msg, token);
+                chunk.add(shared, route, msg, token);
             }
             Job::Call(f) => {
                 chunk.run(env, shared);
@@ -653,7 +657,7 @@ fn run_jobs(env: &Env, shared: &Arc<Shared>, jobs: Vec<Job>, chunk: &mut Chunk) 
 /// A message of a chunk.
 struct Item {
     lane: u32,
-    handler: Arc<PushHandler>,
+    route: Arc<Route>,
     msg: Message,
     /// Taken when the handler returned a Promise (it then holds the window place).
     token: Option<InFlight>,
@@ -689,14 +693,8 @@ impl Chunk {
         self.items.len() >= CHUNK || shares(msg).is_some_and(|n| self.shared_bytes + n > SHARED_CAP)
     }
 
-    fn add(
-        &mut self,
-        shared: &Shared,
-        lane: Arc<Lane>,
-        handler: Arc<PushHandler>,
-        msg: Message,
-        token: InFlight,
-    ) {
+    fn add(&mut self, shared: &Shared, route: Arc<Route>, msg: Message, token: InFlight) {
+        let lane = &route.lane;
         if self.items.is_empty() && self.lanes.is_empty() {
             self.generation = shared.generation.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff;
         }
@@ -706,7 +704,7 @@ impl Chunk {
             && self
                 .lanes
                 .get(at)
-                .is_some_and(|l| Arc::ptr_eq(&l.lane, &lane))
+                .is_some_and(|l| Arc::ptr_eq(&l.lane, lane))
         {
             at
         } else {
@@ -719,7 +717,7 @@ impl Chunk {
             lane.mark
                 .store(self.generation << 32 | index as u64, Ordering::Relaxed);
             self.lanes.push(ChunkLane {
-                lane,
+                lane: lane.clone(),
                 blocked_at: None,
                 handled: 0,
             });
@@ -731,7 +729,7 @@ impl Chunk {
         }
         self.items.push(Item {
             lane: index as u32,
-            handler,
+            route,
             msg,
             token: Some(token),
         });
@@ -801,7 +799,7 @@ impl Chunk {
             // SAFETY: `mem` holds `MEM_LEN` i32s and `i < CHUNK`.
             unsafe {
                 let k = mem.add(M_META + 4 * i);
-                k.write(item.handler.slot as i32);
+                k.write(item.route.handler.slot as i32);
                 k.add(1).write(start);
                 k.add(2).write(end);
                 k.add(3).write(item.lane as i32);
@@ -917,7 +915,7 @@ impl Chunk {
                     if !js.dead
                         && let Some(token) = item.token
                     {
-                        js.backlog.push_back((item.handler, item.msg, token));
+                        js.backlog.push_back((item.route, item.msg, token));
                     }
                 }
                 _ if item.token.is_some() => l.handled += 1,
@@ -978,7 +976,7 @@ fn run_one(
     env: &Env,
     rt: &Runtime,
     lane: &Arc<Lane>,
-    handler: &Arc<PushHandler>,
+    route: &Route,
     msg: &Message,
     token: InFlight,
 ) {
@@ -989,7 +987,7 @@ fn run_one(
         return;
     }
     let raw = env.raw();
-    let outcome = js::message_value(raw, msg).and_then(|arg| call(env, &handler.f, arg));
+    let outcome = js::message_value(raw, msg).and_then(|arg| call(env, &route.handler.f, arg));
     match outcome {
         Err(e) => lane.end(rt, crash(format!("iris: cannot deliver a message: {e}"))),
         Ok(Called::Threw(why)) => lane.end(rt, crash(why)),
@@ -1050,10 +1048,10 @@ fn settle(env: &Env, rt: &Runtime, lane: &Arc<Lane>) {
             js.busy = false;
             js.backlog.pop_front()
         };
-        let Some((handler, msg, token)) = next else {
+        let Some((route, msg, token)) = next else {
             return;
         };
-        run_one(env, rt, lane, &handler, &msg, token);
+        run_one(env, rt, lane, &route, &msg, token);
         let js = lock(&lane.js);
         if js.dead || js.busy {
             return;
