@@ -295,6 +295,16 @@ impl PyJitFunction {
             return value_to_py(py, r.map_err(miss)?).map_err(Miss::Raise);
         }
         if let Some(reducer) = self.reduce {
+            // Python reduces the array `expr` built with the buffers' own arithmetic; for f64
+            // that is IEEE arithmetic, element by element, exactly what the JIT computes. Other
+            // dtypes have their own (numpy's int32 wraps, float32 rounds to float32, bool + bool
+            // is `or`): Python runs those.
+            if held
+                .iter()
+                .any(|h| matches!(h, Held::Buffer(_, d) if *d != DType::F64))
+            {
+                return Err(Miss::Fallback("a reduction over a non-f64 buffer".into()));
+            }
             let r = py.detach(|| expr.reduce(reducer, &views));
             return value_to_py(py, r.map_err(miss)?).map_err(Miss::Raise);
         }

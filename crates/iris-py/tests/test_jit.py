@@ -230,6 +230,14 @@ def test_sums_over_numpy_arrays_equal_pythons():
         want = sum_sq2.__wrapped__(x, y)
         assert sum_sq2(x, y) == want, n
         assert sum_sq2_fast(x, y) == pytest.approx(want, rel=1e-10, abs=1e-12), n
+    # other dtypes reduce with numpy's own arithmetic (int32 wraps, float32 stays float32):
+    # Python runs those
+    big = np.array([100_000, 3], dtype=np.int32)
+    assert sum_sq2(big, big) == sum_sq2.__wrapped__(big, big)
+    f32 = np.array([0.1, 0.2, 0.3], dtype=np.float32)
+    assert sum_sq2_fast(f32, f32) == sum_sq2_fast.__wrapped__(f32, f32)
+    flags = np.array([True, False, True])
+    assert any_negative(flags) == any_negative.__wrapped__(flags)
     # numpy broadcasts a length-1 array: the JIT defers to Python
     x = np.arange(4.0)
     assert sum_sq2(x, np.array([2.0])) == sum_sq2.__wrapped__(x, np.array([2.0]))
