@@ -222,6 +222,19 @@ def test_sum_of_an_element_wise_expression_over_buffers():
         sum_sq2(array.array("d", [1.0]), array.array("d", [1.0, 2.0]))
 
 
+@iris.offload()
+def sum_norms(x, y):
+    return sum((x * x + y * y) ** 0.5)
+
+
+def test_reductions_with_powers_run_in_python():
+    # numpy's `array ** 0.5` is sqrt, Python's `float ** 0.5` is pow: Python decides
+    assert jit.compiled(sum_norms) is None
+    np = pytest.importorskip("numpy")
+    x = np.array([2.0285093053495667e-112, 3.0])
+    assert sum_norms(x, x) == sum_norms.__wrapped__(x, x)
+
+
 def test_sums_over_numpy_arrays_equal_pythons():
     np = pytest.importorskip("numpy")
     rng = np.random.default_rng(3)

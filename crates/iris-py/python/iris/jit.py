@@ -92,6 +92,17 @@ def _unparse(expr: ast.expr) -> str:
     return text
 
 
+def _is_power(node: ast.AST) -> bool:
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+        return True
+    if isinstance(node, ast.Call):
+        f = node.func
+        return (isinstance(f, ast.Name) and f.id == "pow") or (
+            isinstance(f, ast.Attribute) and f.attr == "pow"
+        )
+    return False
+
+
 def _lower(fn: Callable[..., Any]) -> Optional[Tuple[str, List[str], Optional[str]]]:
     """Like :func:`lower`; a final ``return sum(expr)`` (``any``/``all``) over a non-generator
     expression comes back as ``expr`` and the reducer's name: the JIT evaluates ``expr``
@@ -134,6 +145,10 @@ def _lower(fn: Callable[..., Any]) -> Optional[Tuple[str, List[str], Optional[st
         and not ret.keywords
         and not isinstance(ret.args[0], (ast.GeneratorExp, ast.Name))
     ):
+        if any(_is_power(n) for n in ast.walk(ret.args[0])):
+            # numpy evaluates `array ** 0.5` as sqrt and `array ** 2` as a square, not with
+            # `pow` as Python floats do: the results may differ in the last bit
+            return None
         reducer = ret.func.id
         ret = ret.args[0]
     lines.append(_unparse(ret))
