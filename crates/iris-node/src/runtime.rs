@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -123,6 +123,8 @@ pub struct NodeRuntime {
     closed: AtomicBool,
     /// Sends from JS waiting for room under `block`/`spill`, per target, in order.
     waiting: Arc<Mutex<HashMap<Pid, VecDeque<Message>>>>,
+    /// Entries in `waiting`: while 0, `send` skips its lock (only `send` adds entries).
+    waiting_n: Arc<AtomicUsize>,
 }
 
 /// Why an actor exited.
@@ -324,6 +326,7 @@ impl NodeRuntime {
             lanes_pruned_at: Mutex::new(0),
             closed: AtomicBool::new(false),
             waiting: Arc::new(Mutex::new(HashMap::new())),
+            waiting_n: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -1185,18 +1188,25 @@ impl NodeRuntime {
     pub(crate) fn send_bytes(&self, env: &Env, pid: PidArg, data: Payload) -> bool {
         self.disp.keep_alive(env, Some(pid.0));
         let msg = Message::User(data.0);
-        let mut waiting = lock(&self.waiting);
-        if let Some(queue) = waiting.get_mut(&pid.0) {
-            queue.push_back(msg);
-            return true;
+        if self.waiting_n.load(Ordering::Acquire) > 0 {
+            let mut waiting = lock(&self.waiting);
+            if let Some(queue) = waiting.get_mut(&pid.0) {
+                queue.push_back(msg);
+                return true;
+            }
         }
         let rt = self.rt.clone();
         let mut fut = Box::pin(async move { rt.send_async(pid.0, msg).await });
         match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(r) => r.is_ok(),
             Poll::Pending => {
-                waiting.insert(pid.0, VecDeque::new());
-                let (rt, waiting) = (self.rt.clone(), self.waiting.clone());
+                lock(&self.waiting).insert(pid.0, VecDeque::new());
+                self.waiting_n.fetch_add(1, Ordering::AcqRel);
+                let (rt, waiting, waiting_n) = (
+                    self.rt.clone(),
+                    self.waiting.clone(),
+                    self.waiting_n.clone(),
+                );
                 self.rt.handle().spawn(async move {
                     let _ = fut.await;
                     loop {
@@ -1205,6 +1215,7 @@ impl NodeRuntime {
                             let next = w.get_mut(&pid.0).and_then(VecDeque::pop_front);
                             if next.is_none() {
                                 w.remove(&pid.0);
+                                waiting_n.fetch_sub(1, Ordering::AcqRel);
                             }
                             next
                         };
