@@ -87,16 +87,30 @@ struct State<M> {
 ///
 /// Any number of producers may push; one consumer receives (the receive methods take `&self`
 /// for convenience, but two consumers racing would steal each other's wake-ups).
+#[repr(C)]
 pub struct Mailbox<M> {
-    state: Mutex<State<M>>,
-    /// Mirrors `State::closed` so senders can fail fast without the lock.
-    closed: AtomicBool,
     /// The consumer's buffer of an unbounded mailbox: user messages older than any in
     /// `State::user`. Only the consumer (and `close`, `len`) take this lock.
     rx: Option<Mutex<VecDeque<M>>>,
     /// Messages in `State::system` and `State::stash`, mirrored after every change, so the
     /// consumer knows without the shared lock that no message may overtake its buffer.
     urgent: AtomicUsize,
+    /// Mirrors `State::closed` so senders can fail fast without the lock.
+    closed: AtomicBool,
+    /// On a cache line of its own: every push writes it, and the consumer's fields above
+    /// must not move between cores with it (false sharing cost a miss per message).
+    state: CacheLine<Mutex<State<M>>>,
+}
+
+/// Starts its content on a cache line of its own.
+#[repr(align(64))]
+struct CacheLine<T>(T);
+
+impl<T> std::ops::Deref for CacheLine<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 impl<M> Default for Mailbox<M> {
@@ -112,6 +126,28 @@ impl<M> std::fmt::Debug for Mailbox<M> {
             .field("closed", &self.is_closed())
             .finish()
     }
+}
+
+/// Moves up to `n` messages from the front of `lane` to the back of `out`; the whole lane
+/// without copying when `out` is empty.
+fn take<M>(lane: &mut VecDeque<M>, n: usize, out: &mut VecDeque<M>) -> usize {
+    let n = n.min(lane.len());
+    if n > 0 && n == lane.len() && out.is_empty() {
+        std::mem::swap(out, lane);
+    } else {
+        out.extend(lane.drain(..n));
+    }
+    n
+}
+
+/// What the consumer's lock-free path found.
+enum Buffered<M> {
+    /// The oldest user message.
+    Got(M),
+    /// Nothing waits (seen under the lock, with no system or stashed message either).
+    Empty,
+    /// Ask the locked path: a bounded mailbox, a system or stashed message first, or closed.
+    Slow,
 }
 
 fn wake_all(waiters: &mut Slab<(u64, Waker)>) -> Vec<Waker> {
@@ -145,7 +181,7 @@ impl<M> Mailbox<M> {
         Mailbox {
             rx: capacity.is_none().then(|| Mutex::new(VecDeque::new())),
             urgent: AtomicUsize::new(0),
-            state: Mutex::new(State {
+            state: CacheLine(Mutex::new(State {
                 system: VecDeque::new(),
                 user: VecDeque::new(),
                 stash: VecDeque::new(),
@@ -156,7 +192,7 @@ impl<M> Mailbox<M> {
                 rx_waker: None,
                 tx_waiters: Slab::new(),
                 next_waiter: 0,
-            }),
+            })),
             closed: AtomicBool::new(false),
         }
     }
@@ -179,23 +215,24 @@ impl<M> Mailbox<M> {
     }
 
     /// Pops the oldest user message of an unbounded mailbox without the shared lock when the
-    /// buffer has one; refills the buffer from the lane (one swap) when it is empty. `None`
-    /// for a bounded mailbox, when a system or stashed message must go first, or when closed.
-    fn pop_buffered(&self) -> Option<M> {
+    /// buffer has one; refills the buffer from the lane (one swap) when it is empty.
+    fn pop_buffered(&self) -> Buffered<M> {
         if self.urgent.load(Ordering::Acquire) > 0 || self.is_closed() {
-            return None;
+            return Buffered::Slow;
         }
-        let mut rx = self.rx()?;
+        let Some(mut rx) = self.rx() else {
+            return Buffered::Slow;
+        };
         if let Some(m) = rx.pop_front() {
-            return Some(m);
+            return Buffered::Got(m);
         }
         let mut st = self.lock();
         if !st.system.is_empty() || !st.stash.is_empty() || st.closed {
-            return None;
+            return Buffered::Slow;
         }
         std::mem::swap(&mut *rx, &mut st.user);
         drop(st);
-        rx.pop_front()
+        rx.pop_front().map_or(Buffered::Empty, Buffered::Got)
     }
 
     /// The capacity of a bounded mailbox.
@@ -458,8 +495,10 @@ impl<M> Mailbox<M> {
 
     /// Receives without waiting.
     pub fn try_recv(&self) -> Result<M, TryRecvError> {
-        if let Some(m) = self.pop_buffered() {
-            return Ok(m);
+        match self.pop_buffered() {
+            Buffered::Got(m) => return Ok(m),
+            Buffered::Empty => return Err(TryRecvError::Empty),
+            Buffered::Slow => {}
         }
         let mut rx = self.rx();
         let mut st = self.lock();
@@ -481,7 +520,7 @@ impl<M> Mailbox<M> {
 
     /// Polls for the next message; `Ready(None)` once the mailbox is closed.
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<M>> {
-        if let Some(m) = self.pop_buffered() {
+        if let Buffered::Got(m) = self.pop_buffered() {
             return Poll::Ready(Some(m));
         }
         let mut rx = self.rx();
@@ -511,52 +550,59 @@ impl<M> Mailbox<M> {
         poll_fn(|cx| self.poll_recv(cx)).await
     }
 
-    /// Moves up to `max` messages into `out`: system lane, stash, the consumer's buffer, user
-    /// lane. Call with `rx` locked before `st`.
-    fn drain_locked(
-        &self,
-        st: &mut State<M>,
-        rx: Option<&mut VecDeque<M>>,
-        max: usize,
-        out: &mut VecDeque<M>,
-    ) -> usize {
+    /// Moves up to `max` messages into `out`: system lane, stash, then user messages. An
+    /// unbounded mailbox refills its buffer from the lane in O(1) under the shared lock and
+    /// copies out of the buffer after releasing it, so producers never wait for the copy.
+    fn drain(&self, max: usize, out: &mut VecDeque<M>) -> usize {
         let before = out.len();
         let max = max.max(1);
-        while out.len() - before < max {
-            match st.system.pop_front() {
-                Some(m) => out.push_back(m),
-                None => break,
-            }
-        }
-        while out.len() - before < max {
-            match st.stash.pop_front() {
-                Some(s) => {
-                    if s.user {
-                        st.stash_user -= 1;
-                    }
-                    out.push_back(s.msg);
+        let want = |out: &VecDeque<M>| max - (out.len() - before);
+        let mut rx = self.rx();
+        let wake = {
+            let mut st = self.lock();
+            while want(out) > 0 {
+                match st.system.pop_front() {
+                    Some(m) => out.push_back(m),
+                    None => break,
                 }
-                None => break,
             }
-        }
-        self.sync(st);
-        for lane in rx.into_iter().chain(std::iter::once(&mut st.user)) {
-            let want = max - (out.len() - before);
-            if want == 0 || lane.is_empty() {
-                continue;
+            let mut user = false;
+            while want(out) > 0 {
+                match st.stash.pop_front() {
+                    Some(s) => {
+                        if s.user {
+                            st.stash_user -= 1;
+                            user = true;
+                        }
+                        out.push_back(s.msg);
+                    }
+                    None => break,
+                }
             }
-            let n = want.min(lane.len());
-            if n == lane.len() && out.is_empty() {
-                // Take the whole lane without copying element by element.
-                std::mem::swap(out, lane);
+            self.sync(&st);
+            if want(out) > 0 && !st.closed {
+                match rx.as_deref_mut() {
+                    Some(rx) if rx.is_empty() => std::mem::swap(rx, &mut st.user),
+                    Some(_) => {}
+                    None => user |= take(&mut st.user, want(out), out) > 0,
+                }
+            }
+            if user {
+                Self::room_made(&mut st)
             } else {
-                out.extend(lane.drain(..n));
+                Vec::new()
             }
+        };
+        wake.into_iter().for_each(Waker::wake);
+        if let Some(rx) = rx.as_deref_mut()
+            && !self.is_closed()
+        {
+            take(rx, want(out), out);
         }
         out.len() - before
     }
 
-    /// Moves up to `max` messages into `out` (system lane first) in one lock acquisition.
+    /// Moves up to `max` messages into `out` (system lane first).
     /// `Ready(true)` when at least one message was moved, `Ready(false)` once closed and empty.
     pub fn poll_recv_batch(
         &self,
@@ -564,36 +610,27 @@ impl<M> Mailbox<M> {
         max: usize,
         out: &mut VecDeque<M>,
     ) -> Poll<bool> {
-        let mut rx = self.rx();
-        let mut st = self.lock();
-        if self.drain_locked(&mut st, rx.as_deref_mut(), max, out) > 0 {
-            let wake = Self::room_made(&mut st);
-            drop(st);
-            wake.into_iter().for_each(Waker::wake);
-            Poll::Ready(true)
-        } else if st.closed {
-            Poll::Ready(false)
-        } else {
-            st.rx_waker = Some(cx.waker().clone());
-            Poll::Pending
+        loop {
+            if self.drain(max, out) > 0 {
+                return Poll::Ready(true);
+            }
+            let mut st = self.lock();
+            if st.closed {
+                return Poll::Ready(false);
+            }
+            if st.system.is_empty() && st.stash.is_empty() && st.user.is_empty() {
+                st.rx_waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
         }
     }
 
     /// Moves up to `max` waiting messages into `out` without waiting (system lane first).
     /// `Ok(n)` with the number moved (0: nothing waiting), `Err` once closed and empty.
     pub fn try_recv_batch(&self, max: usize, out: &mut VecDeque<M>) -> Result<usize, TryRecvError> {
-        let mut rx = self.rx();
-        let mut st = self.lock();
-        let moved = self.drain_locked(&mut st, rx.as_deref_mut(), max, out);
-        if moved > 0 {
-            let wake = Self::room_made(&mut st);
-            drop(st);
-            wake.into_iter().for_each(Waker::wake);
-            Ok(moved)
-        } else if st.closed {
-            Err(TryRecvError::Closed)
-        } else {
-            Ok(0)
+        match self.drain(max, out) {
+            0 if self.is_closed() => Err(TryRecvError::Closed),
+            moved => Ok(moved),
         }
     }
 

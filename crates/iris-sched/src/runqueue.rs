@@ -10,9 +10,7 @@
 //! loop's *next* slot and runs right after it on the same thread, as Tokio's LIFO slot and the
 //! BEAM's hand-off do: request/response chains never cross threads. The slot cannot be
 //! stolen, so it is bounded ([`LIFO_LIMIT`] hand-offs in a row) and handed back to the queue
-//! whenever the loop blocks. A loop that runs out of work spins briefly before it parks, so a
-//! steady producer does not pay a thread wake-up (a system call) every time the consumer
-//! catches up.
+//! whenever the loop blocks.
 //!
 //! A loop that must block (a `Block` overflow policy, a guest language's lock) calls
 //! [`RunQueue::block_in_place`], which starts a temporary loop so the other runnables keep
@@ -22,7 +20,6 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
@@ -49,85 +46,21 @@ const BATCH: usize = 64;
 /// goes to the back of the shared queue (fairness: the slot jumps the queue).
 const LIFO_LIMIT: usize = 64;
 
-/// How long a loop that ran out of work watches the queue before it parks.
-const SPIN: Duration = Duration::from_micros(30);
-
-/// How long [`RunQueue::linger`] waits for a drained actor's next message.
-const LINGER: Duration = Duration::from_micros(20);
-
-/// How often [`RunQueue::linger`] asks whether the actor has work: rarely enough that the
-/// producer gets a batch in between and does not lose its cache lines at every message.
-const LINGER_POLL: Duration = Duration::from_nanos(500);
-
 struct Shared {
     queue: Mutex<VecDeque<Arc<dyn Runnable>>>,
-    /// The queue's length, mirrored under its lock, for spinning loops to watch without it.
-    queued: AtomicUsize,
     notify: Notify,
     idle_loops: AtomicUsize,
     /// Loops currently inside [`RunQueue::block_in_place`].
     blocked: AtomicUsize,
-    /// Loops spinning right now ([`spin_for_work`], [`RunQueue::linger`]), and the most
-    /// allowed: half the loops, so spinning never takes every core from the threads that
-    /// produce the work (a sender outside the runtime, a blocking section).
-    spinning: AtomicUsize,
-    max_spinning: usize,
     /// Temporary loops alive; kept at most equal to `blocked`.
     temps: AtomicUsize,
     shutdown: AtomicBool,
     handle: Handle,
 }
 
-/// The shared queue under its lock; dropping it publishes the new length.
-struct Queue<'a> {
-    q: MutexGuard<'a, VecDeque<Arc<dyn Runnable>>>,
-    queued: &'a AtomicUsize,
-}
-
-impl std::ops::Deref for Queue<'_> {
-    type Target = VecDeque<Arc<dyn Runnable>>;
-    fn deref(&self) -> &Self::Target {
-        &self.q
-    }
-}
-
-impl std::ops::DerefMut for Queue<'_> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.q
-    }
-}
-
-impl Drop for Queue<'_> {
-    fn drop(&mut self) {
-        self.queued.store(self.q.len(), Ordering::Release);
-    }
-}
-
-/// A claim on one of the spinning places; released on drop.
-struct Spinning<'a>(&'a AtomicUsize);
-
-impl Drop for Spinning<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Release);
-    }
-}
-
 impl Shared {
-    /// Claims a spinning place, if one is free.
-    fn spin(&self) -> Option<Spinning<'_>> {
-        self.spinning
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
-                (n < self.max_spinning).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Spinning(&self.spinning))
-    }
-
-    fn lock(&self) -> Queue<'_> {
-        Queue {
-            q: self.queue.lock().unwrap_or_else(|e| e.into_inner()),
-            queued: &self.queued,
-        }
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Arc<dyn Runnable>>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Queues `r` at the back and wakes a parked loop, if any.
@@ -173,9 +106,6 @@ impl RunQueue {
     pub fn start(handle: &Handle, loops: usize) -> RunQueue {
         let shared = Arc::new(Shared {
             queue: Mutex::new(VecDeque::new()),
-            queued: AtomicUsize::new(0),
-            spinning: AtomicUsize::new(0),
-            max_spinning: (loops / 2).max(1),
             notify: Notify::new(),
             idle_loops: AtomicUsize::new(0),
             blocked: AtomicUsize::new(0),
@@ -199,50 +129,6 @@ impl RunQueue {
         });
         if let Some(r) = displaced {
             self.shared.push(r);
-        }
-    }
-
-    /// Called by a runnable that just ran out of work, on a loop with nothing else to do:
-    /// waits up to a few microseconds for `ready` (polled sparingly) before the runnable goes
-    /// idle. A steady stream of messages then keeps its consumer on the loop, and its
-    /// producer neither pays a wake-up nor loses its cache lines at every message. `false`
-    /// at once off a loop, or as soon as anything else waits for this loop (the queue, the
-    /// next slot, the rest of the batch).
-    pub fn linger(&self, mut ready: impl FnMut() -> bool) -> bool {
-        let own_loop_free = ON_LOOP.with(|c| {
-            c.borrow().as_ref().is_some_and(|ctx| {
-                Arc::ptr_eq(&ctx.shared, &self.shared)
-                    && ctx.next.is_none()
-                    && ctx.pending.is_empty()
-            })
-        });
-        if !own_loop_free {
-            return false;
-        }
-        let Some(_spinning) = self.shared.spin() else {
-            return false;
-        };
-        let start = Instant::now();
-        let mut polled = start;
-        loop {
-            for _ in 0..16 {
-                if self.shared.queued.load(Ordering::Acquire) > 0
-                    || self.shared.shutdown.load(Ordering::Relaxed)
-                {
-                    return false;
-                }
-                std::hint::spin_loop();
-            }
-            let now = Instant::now();
-            if now.duration_since(polled) >= LINGER_POLL {
-                if ready() {
-                    return true;
-                }
-                polled = now;
-            }
-            if now.duration_since(start) >= LINGER {
-                return false;
-            }
         }
     }
 
@@ -369,9 +255,6 @@ async fn scheduler_loop(shared: Arc<Shared>, temporary: bool) {
             let n = q.len().min(BATCH);
             batch.extend(q.drain(..n));
         }
-        if batch.is_empty() && spin_for_work(&shared) {
-            continue;
-        }
         if batch.is_empty() {
             // A temporary loop that is no longer needed leaves only when there is nothing to
             // do, so a wake-up meant for queued work is never swallowed by a leaving loop.
@@ -414,24 +297,5 @@ async fn scheduler_loop(shared: Arc<Shared>, temporary: bool) {
         }
         // Let timers, I/O and task-based actors on this worker run between batches.
         tokio::task::yield_now().await;
-    }
-}
-
-/// Watches the queue for up to [`SPIN`]; `true` as soon as work is queued.
-fn spin_for_work(shared: &Shared) -> bool {
-    let Some(_spinning) = shared.spin() else {
-        return false;
-    };
-    let start = Instant::now();
-    loop {
-        for _ in 0..64 {
-            if shared.queued.load(Ordering::Acquire) > 0 {
-                return true;
-            }
-            std::hint::spin_loop();
-        }
-        if shared.shutdown.load(Ordering::Relaxed) || start.elapsed() >= SPIN {
-            return false;
-        }
     }
 }

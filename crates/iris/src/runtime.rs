@@ -1192,20 +1192,21 @@ impl Runnable for Actor {
             conclude(&self.rt, &self, None);
             return RunOutcome::Idle;
         }
-        // Messages are popped one at a time inside the batch (lock-free on an unbounded
-        // mailbox), so a message that arrives during the batch is handled in it too.
-        let mut outcome = Some(BatchEnd::Drained);
-        if self.mailbox.has_messages() {
-            outcome = None;
-            let mut body = || outcome = Some(self.run_batch(behaviors, *budget));
-            match behaviors.batch_guard() {
-                Some(guard) => guard(&mut body),
-                None => body(),
+        // A batch guard (a binding's interpreter lock) is only taken when there is work.
+        let mut left = *budget;
+        let outcome = match behaviors.batch_guard() {
+            None => Some(self.run_batch(behaviors, &mut left)),
+            Some(_) if !self.mailbox.has_messages() => Some(BatchEnd::Empty),
+            Some(guard) => {
+                let mut outcome = None;
+                guard(&mut || outcome = Some(self.run_batch(behaviors, &mut left)));
+                outcome
             }
-        }
+        };
         match outcome {
             Some(BatchEnd::Ended) => return RunOutcome::Idle,
-            Some(BatchEnd::Drained) => {}
+            Some(BatchEnd::Budget) if self.mailbox.has_messages() => return RunOutcome::Yield,
+            Some(BatchEnd::Budget | BatchEnd::Empty) => {}
             // The guard did not run the batch: its messages are lost, which ends the actor.
             None => {
                 let why = "batch guard did not run the batch";
@@ -1216,19 +1217,6 @@ impl Runnable for Actor {
                 );
                 return RunOutcome::Idle;
             }
-        }
-        if self.mailbox.has_messages() {
-            return RunOutcome::Yield;
-        }
-        // A loop with nothing else to do waits a moment for the next message of a stream
-        // before the actor goes dormant (see `RunQueue::linger`).
-        let lingered = self.rt.upgrade().is_some_and(|inner| {
-            inner
-                .runq
-                .linger(|| self.mailbox.has_messages() || self.mailbox.is_closed())
-        });
-        if lingered {
-            return RunOutcome::Yield;
         }
         self.dormant.store(true, Ordering::SeqCst);
         // A message (or a stop) that arrived before `dormant` was set saw the actor scheduled
@@ -1248,23 +1236,35 @@ impl Runnable for Actor {
 
 /// How a batch on a scheduler loop ended.
 enum BatchEnd {
-    /// Every message was handled; the actor lives on.
-    Drained,
+    /// The budget is spent; the actor lives on.
+    Budget,
+    /// The mailbox ran empty; the actor lives on.
+    Empty,
     /// The actor ended, or moved to a task of its own.
     Ended,
 }
 
 impl Actor {
-    fn run_batch(self: &Arc<Self>, behaviors: &Behaviors, budget: usize) -> BatchEnd {
-        for _ in 0..budget.max(1) {
-            let msg = match self.mailbox.try_recv() {
-                Ok(msg) => msg,
-                Err(TryRecvError::Empty) => break,
-                Err(_closed) => {
-                    conclude(&self.rt, self, None);
-                    return BatchEnd::Ended;
+    /// Handles messages while `left` (the reduction budget) lasts. Messages are taken in
+    /// batches (one lock of the mailbox per batch, and the copy made outside the producers'
+    /// lock); a message that arrives during a batch is handled in the next one.
+    fn run_batch(self: &Arc<Self>, behaviors: &Behaviors, left: &mut usize) -> BatchEnd {
+        let mut batch = std::collections::VecDeque::new();
+        while *left > 0 {
+            if batch.is_empty() {
+                match self.mailbox.try_recv_batch(*left, &mut batch) {
+                    Ok(0) => return BatchEnd::Empty,
+                    Ok(_) => {}
+                    Err(_closed) => {
+                        conclude(&self.rt, self, None);
+                        return BatchEnd::Ended;
+                    }
                 }
+            }
+            let Some(msg) = batch.pop_front() else {
+                return BatchEnd::Empty;
             };
+            *left -= 1;
             let step =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| behaviors.call(msg)));
             match step {
@@ -1282,10 +1282,10 @@ impl Actor {
                 }
                 Ok(Step::Async(fut)) => {
                     // An asynchronous behaviour: from here on the actor runs as its own task,
-                    // starting with this message's future; the rest stays in the mailbox.
+                    // starting with this message's future and the rest of the batch.
                     let rt = self.rt.clone();
                     if let Some(inner) = rt.upgrade() {
-                        let task = run_push(rt, self.clone(), Some((fut, Default::default())));
+                        let task = run_push(rt, self.clone(), Some((fut, batch)));
                         inner.sched.spawn_task(task);
                     }
                     return BatchEnd::Ended;
@@ -1296,7 +1296,7 @@ impl Actor {
                 return BatchEnd::Ended;
             }
         }
-        BatchEnd::Drained
+        BatchEnd::Budget
     }
 }
 
