@@ -125,8 +125,12 @@ pub(crate) enum Job {
 pub(crate) const CHUNK: usize = 512;
 /// Payloads up to this size share their chunk's Buffer; larger ones get their own.
 const SHARED_MAX: usize = 1024;
-/// A chunk's shared Buffer stays below this (a handler that keeps one message keeps it).
+/// A chunk's small payloads stay below this many bytes.
 const SHARED_CAP: usize = 16 * 1024;
+/// Chunks copy their small payloads into a pool Buffer of this size, one after the other, as
+/// Node's `Buffer.allocUnsafe` does with `Buffer.poolSize` (a handler that keeps a message
+/// keeps its pool alive); a new pool is made when one is used up.
+const POOL: usize = 8 * 1024;
 
 // The layout of `mem` (i32s): what `deliver` reads and writes.
 const M_EPOCH: usize = 0;
@@ -233,9 +237,21 @@ struct Slots {
     free: Vec<u32>,
 }
 
+/// The current payload pool. JS thread only.
+struct Pool {
+    buf: sys::napi_ref,
+    data: *mut u8,
+    len: usize,
+    used: usize,
+}
+
+// SAFETY: only used on the JS thread (in `drain`); other threads only move it with `Shared`.
+unsafe impl Send for Pool {}
+
 struct Shared {
     queue: Mutex<Vec<Job>>,
     refs: JsRefs,
+    pool: Mutex<Option<Pool>>,
     slots: Mutex<Slots>,
     freed: Arc<Mutex<Vec<u32>>>,
     /// The handler of the latest `spawn`: actors spawned with one function share it.
@@ -267,6 +283,7 @@ impl Dispatcher {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Vec::new()),
             refs: js_refs(env)?,
+            pool: Mutex::new(None),
             slots: Mutex::new(Slots::default()),
             freed: Arc::new(Mutex::new(Vec::new())),
             last: Mutex::new(std::sync::Weak::new()),
@@ -537,8 +554,8 @@ fn get_ref(env: sys::napi_env, r: sys::napi_ref) -> Result<sys::napi_value> {
 
 fn new_ref(env: sys::napi_env, v: sys::napi_value) -> Result<sys::napi_ref> {
     let mut r = ptr::null_mut();
-    // SAFETY: `v` is a value of this env; the reference is never deleted (it lives as long as
-    // the dispatcher, which lives as long as the process).
+    // SAFETY: `v` is a value of this env; the reference lives until deleted (the table, `mem`
+    // and `deliver` as long as the dispatcher, a payload pool until the next one).
     js::check(
         unsafe { sys::napi_create_reference(env, v, 1, &mut r) },
         "make a reference",
@@ -616,6 +633,42 @@ fn js_refs(env: &Env) -> Result<JsRefs> {
         mem_ptr: data.cast::<i32>(),
         deliver: new_ref(raw, deliver)?,
     })
+}
+
+/// Reserves `n` bytes of the payload pool: the pool Buffer, its memory and the offset.
+fn take_pool(
+    env: sys::napi_env,
+    shared: &Shared,
+    n: usize,
+) -> Result<(sys::napi_value, *mut u8, usize)> {
+    let mut pool = lock(&shared.pool);
+    if let Some(p) = pool.as_mut()
+        && p.len - p.used >= n
+    {
+        let at = p.used;
+        p.used += n;
+        return Ok((get_ref(env, p.buf)?, p.data, at));
+    }
+    let len = n.max(POOL);
+    let mut data = ptr::null_mut();
+    let mut buf = ptr::null_mut();
+    // SAFETY: on the JS thread, with its env.
+    js::check(
+        unsafe { sys::napi_create_buffer(env, len, &mut data, &mut buf) },
+        "create buffer",
+    )?;
+    let r = new_ref(env, buf)?;
+    if let Some(old) = pool.replace(Pool {
+        buf: r,
+        data: data.cast(),
+        len,
+        used: n,
+    }) {
+        // SAFETY: `old.buf` is a reference of this env, not used again; views of the old pool
+        // keep its memory alive.
+        unsafe { sys::napi_delete_reference(env, old.buf) };
+    }
+    Ok((buf, data.cast(), 0))
 }
 
 fn drain(env: &Env, shared: &Arc<Shared>) {
@@ -757,13 +810,7 @@ impl Chunk {
         let refs = &shared.refs;
         let mem = refs.mem_ptr;
         let n = self.items.len();
-        let mut data = ptr::null_mut();
-        let mut payload = ptr::null_mut();
-        // SAFETY: on the JS thread, with its env.
-        js::check(
-            unsafe { sys::napi_create_buffer(raw, self.shared_bytes, &mut data, &mut payload) },
-            "create buffer",
-        )?;
+        let (payload, data, mut off) = take_pool(raw, shared, self.shared_bytes)?;
         let vals = if self.own_buffers {
             let mut arr = ptr::null_mut();
             // SAFETY: as above.
@@ -775,14 +822,12 @@ impl Chunk {
         } else {
             js::undefined(raw)?
         };
-        let mut off = 0usize;
         for (i, item) in self.items.iter().enumerate() {
             let (start, end) = match &item.msg {
                 Message::User(b) if b.len() <= SHARED_MAX => {
-                    // SAFETY: the Buffer has `shared_bytes` bytes, the sum of these lengths.
-                    unsafe {
-                        ptr::copy_nonoverlapping(b.as_ptr(), data.cast::<u8>().add(off), b.len())
-                    };
+                    // SAFETY: `take_pool` reserved `shared_bytes` bytes from `off`, the sum of
+                    // these lengths.
+                    unsafe { ptr::copy_nonoverlapping(b.as_ptr(), data.add(off), b.len()) };
                     off += b.len();
                     ((off - b.len()) as i32, off as i32)
                 }
