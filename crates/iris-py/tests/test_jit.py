@@ -171,6 +171,8 @@ def test_offload_returns_the_native_function_dressed_as_the_original():
     assert f.__wrapped__(1.0, 2.0, 2.0) == 3.0
     assert sum_sq2.__doc__ == "Python's own sum over the elements of x*x + y*y."
     assert f.compile_time > 0
+    # called through vectorcall (Py_TPFLAGS_HAVE_VECTORCALL): no argument tuple per call
+    assert type(f).__flags__ & (1 << 11)
     # keyword arguments run the original function
     assert f(1.0, 2.0, z=2.0) == 3.0
     with pytest.raises(TypeError):
