@@ -1183,15 +1183,14 @@ impl Gen<'_, '_> {
             vec![acc; EXACT_UNROLL]
         };
         let main = self.b.ins().band_imm_s(n, -step);
-        let header = self.b.create_block();
+        // tested at the bottom: one branch per block of elements
         let body = self.b.create_block();
         let exit = self.b.create_block();
-        self.b.ins().jump(header, &[]);
-        self.b.switch_to_block(header);
-        let iv = self.b.use_var(idx);
-        let go = self.b.ins().icmp(IntCC::UnsignedLessThan, iv, main);
+        let iv0 = self.b.use_var(idx);
+        let go = self.b.ins().icmp(IntCC::UnsignedLessThan, iv0, main);
         self.b.ins().brif(go, body, &[], exit, &[]);
         self.b.switch_to_block(body);
+        let iv = self.b.use_var(idx);
         // one address per buffer and iteration; the block's loads use immediate offsets
         let mut ptrs = Vec::with_capacity(bases.len());
         for (j, base) in bases.iter().enumerate() {
@@ -1223,7 +1222,8 @@ impl Gen<'_, '_> {
         }
         let next = self.b.ins().iadd_imm_s(iv, step);
         self.b.def_var(idx, next);
-        self.b.ins().jump(header, &[]);
+        let again = self.b.ins().icmp(IntCC::UnsignedLessThan, next, main);
+        self.b.ins().brif(again, body, &[], exit, &[]);
         self.b.switch_to_block(exit);
         if !fast {
             return Ok(());
