@@ -22,6 +22,10 @@ pub const DEFAULT_SUM_WHILE_CAP: u64 = 100_000_000;
 /// Stack size of compiler threads.
 const COMPILE_STACK: usize = 64 << 20;
 
+/// IR nodes up to which a program compiles on the calling thread (its recursion then needs
+/// far less stack than any thread has).
+const SMALL_PROGRAM: usize = 64;
+
 /// Element count from which element-wise calls use all cores.
 const PARALLEL_MIN: usize = 1 << 16;
 
@@ -518,31 +522,38 @@ impl CompiledExpr {
             Some(dtypes) if sum => Shape::Sum { dtypes, fast },
             Some(dtypes) => Shape::Map(dtypes),
         };
-        // Each variant compiles on its own thread (in parallel), with a stack large enough for
-        // Cranelift and the recursive code generator on the deepest accepted expression.
-        let kernels: Vec<Result<Kernel, crate::error::CompileError>> = std::thread::scope(|s| {
-            let hs: Vec<_> = levels
-                .iter()
-                .map(|l| {
-                    let prog = &prog;
-                    let l = *l;
-                    std::thread::Builder::new()
-                        .name("iris-jit-compile".into())
-                        .stack_size(COMPILE_STACK)
-                        .spawn_scoped(s, move || codegen::compile(prog, l, cap, shape))
-                })
-                .collect();
-            hs.into_iter()
-                .map(|h| match h {
-                    Ok(h) => h.join().unwrap_or_else(|_| {
-                        Err(crate::error::CompileError::Codegen(
-                            "compiler thread panicked".into(),
-                        ))
-                    }),
-                    Err(e) => Err(crate::error::CompileError::Codegen(e.to_string())),
-                })
-                .collect()
-        });
+        // A single variant of a small program compiles right here: a thread start costs tens of
+        // microseconds, and more when the machine is busy. Otherwise each variant compiles on
+        // its own thread (in parallel), with a stack large enough for Cranelift and the
+        // recursive code generator on the deepest accepted expression.
+        let inline = levels.len() == 1 && prog.fits(SMALL_PROGRAM);
+        let kernels: Vec<Result<Kernel, crate::error::CompileError>> = if inline {
+            vec![codegen::compile(&prog, levels[0], cap, shape)]
+        } else {
+            std::thread::scope(|s| {
+                let hs: Vec<_> = levels
+                    .iter()
+                    .map(|l| {
+                        let prog = &prog;
+                        let l = *l;
+                        std::thread::Builder::new()
+                            .name("iris-jit-compile".into())
+                            .stack_size(COMPILE_STACK)
+                            .spawn_scoped(s, move || codegen::compile(prog, l, cap, shape))
+                    })
+                    .collect();
+                hs.into_iter()
+                    .map(|h| match h {
+                        Ok(h) => h.join().unwrap_or_else(|_| {
+                            Err(crate::error::CompileError::Codegen(
+                                "compiler thread panicked".into(),
+                            ))
+                        }),
+                        Err(e) => Err(crate::error::CompileError::Codegen(e.to_string())),
+                    })
+                    .collect()
+            })
+        };
         let mut variants = Vec::new();
         for (k, l) in kernels.into_iter().zip(levels) {
             variants.push(Variant {

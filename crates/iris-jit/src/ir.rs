@@ -166,7 +166,53 @@ impl Program {
     }
 }
 
+impl Body {
+    /// Whether the body has at most `*budget` nodes (counting them off the budget).
+    fn fits(&self, budget: &mut usize) -> bool {
+        self.bind.as_ref().is_none_or(|(_, n)| n.fits(budget))
+            && self.control.as_ref().is_none_or(|(_, n)| n.fits(budget))
+            && self.value.fits(budget)
+    }
+}
+
+impl Program {
+    /// Whether the program has at most `nodes` IR nodes (so also no deeper nesting than that).
+    pub(crate) fn fits(&self, nodes: usize) -> bool {
+        let mut budget = nodes;
+        self.root.fits(&mut budget)
+    }
+}
+
 impl Node {
+    fn fits(&self, budget: &mut usize) -> bool {
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
+        match &self.k {
+            K::Const(_) | K::Param(_) | K::Local(_) => true,
+            K::Un(_, a) => a.fits(budget),
+            K::Let(_, a, b)
+            | K::Bin(_, a, b)
+            | K::Cmp(_, _, a, b)
+            | K::And(a, b)
+            | K::Or(a, b)
+            | K::RangeSum(_, a, b) => a.fits(budget) && b.fits(budget),
+            K::Select(c, a, b) => c.fits(budget) && a.fits(budget) && b.fits(budget),
+            K::Fail(v, _) => v.iter().all(|n| n.fits(budget)),
+            K::Loop(l) => {
+                let src = match &l.src {
+                    LoopSrc::Range(a, b, c) => a.fits(budget) && b.fits(budget) && c.fits(budget),
+                    LoopSrc::Container { .. } => true,
+                    LoopSrc::While { init, cond, step } => {
+                        init.fits(budget) && cond.fits(budget) && step.fits(budget)
+                    }
+                };
+                src && l.filter.as_ref().is_none_or(|f| f.fits(budget)) && l.body.fits(budget)
+            }
+        }
+    }
+
     fn has_loop(&self) -> bool {
         match &self.k {
             K::Const(_) | K::Param(_) | K::Local(_) => false,
