@@ -83,6 +83,24 @@ describe('chunked delivery', () => {
     rt.stop(killer)
   })
 
+  test('a handler that stops an actor and then throws: the stopped one runs no more', async () => {
+    let stopped = false
+    let ranAfterStop = 0
+    const victim = rt.spawn(() => { if (stopped) ranAfterStop++ })
+    const killer = rt.spawn(() => {
+      stopped = true
+      rt.stop(victim)
+      throw new Error('after the stop')
+    })
+    for (let i = 0; i < 2000; i++) {
+      rt.send(victim, num(i))
+      if (i === 100) rt.send(killer, num(0))
+    }
+    assert.equal((await rt.join(victim)).reason, 'Killed')
+    assert.equal((await rt.join(killer)).reason, 'Crash')
+    assert.equal(ranAfterStop, 0)
+  })
+
   test('an async handler holds only its own actor; order and one-at-a-time hold', async () => {
     const gotA = []
     const gotB = []

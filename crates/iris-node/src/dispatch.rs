@@ -858,6 +858,8 @@ impl Chunk {
         let undefined = js::undefined(raw)?;
         let mut from = 0usize;
         while from < n {
+            // SAFETY: `mem` as above.
+            let epoch = unsafe { mem.add(M_EPOCH).read() };
             let mut from_v = ptr::null_mut();
             let mut n_v = ptr::null_mut();
             let mut ret = ptr::null_mut();
@@ -894,14 +896,29 @@ impl Chunk {
             if why == WHY_DONE || at >= n {
                 break;
             }
-            self.returned(env, shared, at, why, ret);
+            let ended = self.returned(env, shared, at, why, ret);
+            // SAFETY: `mem` as above.
+            let stopped = unsafe { mem.add(M_EPOCH).read() } != epoch;
+            if ended || stopped {
+                // Actors may have been stopped from JS (`stop`, also by a handler that then
+                // threw), or by the exit just made (links): those of this chunk take no more.
+                self.recheck(shared, at);
+            }
             from = at + 1;
         }
         Ok(())
     }
 
-    /// Acts on what the handler of message `at` did, when `deliver` returned for it.
-    fn returned(&mut self, env: &Env, shared: &Shared, at: usize, why: i32, v: sys::napi_value) {
+    /// Acts on what the handler of message `at` did, when `deliver` returned for it; `true`
+    /// when its actor ended.
+    fn returned(
+        &mut self,
+        env: &Env,
+        shared: &Shared,
+        at: usize,
+        why: i32,
+        v: sys::napi_value,
+    ) -> bool {
         let raw = env.raw();
         let rt = &shared.rt;
         let li = self.items[at].lane as usize;
@@ -910,10 +927,12 @@ impl Chunk {
             WHY_THREW => {
                 lane.end(rt, crash(js::describe_thrown(raw, v)));
                 self.block(shared, li, at);
+                true
             }
             WHY_RETURNED if js::is_stop(raw, v) => {
                 lane.end(rt, Some(ExitInfo::new(ExitReason::Normal)));
                 self.block(shared, li, at);
+                true
             }
             WHY_RETURNED if js::is_promise(raw, v) => {
                 lock(&lane.js).busy = true;
@@ -924,20 +943,26 @@ impl Chunk {
                     && let Err(e) = await_handler(env, rt, &lane, v, token)
                 {
                     lane.end(rt, crash(format!("iris: cannot await a handler: {e}")));
+                    return true;
                 }
+                false
             }
-            WHY_STOPPED => {
-                // A handler stopped actors from JS: those of this chunk take nothing more.
-                for i in 0..self.lanes.len() {
-                    let l = &self.lanes[i];
-                    if l.blocked_at.is_none() && !rt.is_alive(l.lane.pid()) {
-                        l.lane.end(rt, None);
-                        self.block(shared, i, at);
-                    }
-                }
-            }
+            // The handler returned normally and `stop` ran: the caller rechecks.
+            WHY_STOPPED => false,
             // A thenable that is not a Promise, like any other value.
-            _ => {}
+            _ => false,
+        }
+    }
+
+    /// Blocks the lanes of actors no longer alive, after message `at`.
+    fn recheck(&mut self, shared: &Shared, at: usize) {
+        let rt = &shared.rt;
+        for i in 0..self.lanes.len() {
+            let l = &self.lanes[i];
+            if l.blocked_at.is_none() && !rt.is_alive(l.lane.pid()) {
+                l.lane.end(rt, None);
+                self.block(shared, i, at);
+            }
         }
     }
 
