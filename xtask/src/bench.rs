@@ -65,6 +65,33 @@ fn machine() -> (Json, String) {
     (json, text)
 }
 
+/// The commit the benches were built from, and whether tracked files differed from it.
+fn tree() -> (Json, String) {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(util::root())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let Some(head) = git(&["rev-parse", "--short", "HEAD"]) else {
+        return (Json::Null, "unknown".into());
+    };
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    let text = if dirty {
+        format!("{head} + uncommitted changes")
+    } else {
+        head.clone()
+    };
+    (
+        Json::obj([("head", Json::Str(head)), ("dirty", Json::Bool(dirty))]),
+        text,
+    )
+}
+
 /// The target directory (`$CARGO_TARGET_DIR`, else `target/` in the workspace).
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| util::root().join("target"), PathBuf::from)
@@ -180,6 +207,7 @@ pub(crate) fn run_bench(o: &Opts) -> Result {
         .map_or(0, |d| d.as_secs());
     let mut results = Vec::new();
     let mut notes: Vec<String> = Vec::new();
+    let (tree_json, tree_text) = tree();
 
     // `--bench *` keeps criterion flags away from the libtest harness of the lib target;
     // `peers` adds the kameo / ractor / actix columns.
@@ -290,7 +318,8 @@ pub(crate) fn run_bench(o: &Opts) -> Result {
     }
     report::order(&mut rows);
     let (machine_json, machine_text) = machine();
-    println!("\n{}", report::render(&rows, &machine_text));
+    let described = format!("{machine_text}; tree {tree_text}");
+    println!("\n{}", report::render(&rows, &described));
     for n in &notes {
         println!("note: {n}");
     }
@@ -307,6 +336,7 @@ pub(crate) fn run_bench(o: &Opts) -> Result {
         ("quick", Json::Bool(o.quick)),
         ("filter", o.filter.clone().map_or(Json::Null, Json::Str)),
         ("machine", machine_json),
+        ("tree", tree_json),
         ("suites", Json::Arr(suites.collect())),
         (
             "notes",
