@@ -87,30 +87,16 @@ struct State<M> {
 ///
 /// Any number of producers may push; one consumer receives (the receive methods take `&self`
 /// for convenience, but two consumers racing would steal each other's wake-ups).
-#[repr(C)]
 pub struct Mailbox<M> {
+    state: Mutex<State<M>>,
+    /// Mirrors `State::closed` so senders can fail fast without the lock.
+    closed: AtomicBool,
     /// The consumer's buffer of an unbounded mailbox: user messages older than any in
     /// `State::user`. Only the consumer (and `close`, `len`) take this lock.
     rx: Option<Mutex<VecDeque<M>>>,
     /// Messages in `State::system` and `State::stash`, mirrored after every change, so the
     /// consumer knows without the shared lock that no message may overtake its buffer.
     urgent: AtomicUsize,
-    /// Mirrors `State::closed` so senders can fail fast without the lock.
-    closed: AtomicBool,
-    /// On a cache line of its own: every push writes it, and the consumer's fields above
-    /// must not move between cores with it (false sharing cost a miss per message).
-    state: CacheLine<Mutex<State<M>>>,
-}
-
-/// Starts its content on a cache line of its own.
-#[repr(align(64))]
-struct CacheLine<T>(T);
-
-impl<T> std::ops::Deref for CacheLine<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
 }
 
 impl<M> Default for Mailbox<M> {
@@ -181,7 +167,7 @@ impl<M> Mailbox<M> {
         Mailbox {
             rx: capacity.is_none().then(|| Mutex::new(VecDeque::new())),
             urgent: AtomicUsize::new(0),
-            state: CacheLine(Mutex::new(State {
+            state: Mutex::new(State {
                 system: VecDeque::new(),
                 user: VecDeque::new(),
                 stash: VecDeque::new(),
@@ -192,7 +178,7 @@ impl<M> Mailbox<M> {
                 rx_waker: None,
                 tx_waiters: Slab::new(),
                 next_waiter: 0,
-            })),
+            }),
             closed: AtomicBool::new(false),
         }
     }
