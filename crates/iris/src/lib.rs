@@ -27,7 +27,7 @@ pub use iris_supervisor::{ExitInfo, ExitReason, RestartPolicy, Strategy, Supervi
 pub use mesh::MeshConfig;
 pub use message::{Message, SystemMessage};
 pub use observe::OBSERVED_HISTORY;
-pub use runtime::{DEFAULT_BUDGET, Receiver, Runtime, SpawnOptions};
+pub use runtime::{ActorRef, DEFAULT_BUDGET, Receiver, Runtime, SpawnOptions};
 pub use supervision::{ChildOptions, Factory};
 
 /// The Cranelift expression JIT (`iris-jit`), for offloading numeric code.
@@ -36,6 +36,7 @@ pub use iris_jit as jit;
 /// The names most programs need.
 pub mod prelude {
     pub use crate::{
-        Bytes, ExitInfo, ExitReason, Flow, Message, OverflowPolicy, Pid, Runtime, SystemMessage,
+        ActorRef, Bytes, ExitInfo, ExitReason, Flow, Message, OverflowPolicy, Pid, Runtime,
+        SystemMessage,
     };
 }

@@ -222,6 +222,66 @@ enum Routed {
     Wait(Arc<Actor>, Message),
 }
 
+/// One step of a delivery.
+enum Hop {
+    Done(Result<(), SendError>),
+    Wait(Arc<Actor>, Message),
+    Redirect(Pid, Message),
+    Spill(Pid, Message, Arc<Actor>),
+}
+
+/// A handle to one local actor ([`Runtime::actor_ref`]). Sends behave exactly like
+/// [`Runtime::send`] to its PID (overflow policies, redirects, `NoProcess` once it is gone),
+/// without looking the PID up each time. Holding one keeps the actor's memory (not the
+/// actor) alive.
+#[derive(Clone)]
+pub struct ActorRef {
+    rt: Runtime,
+    actor: Arc<Actor>,
+}
+
+impl std::fmt::Debug for ActorRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorRef")
+            .field("pid", &self.actor.pid)
+            .finish()
+    }
+}
+
+impl ActorRef {
+    /// The actor's PID.
+    pub fn pid(&self) -> Pid {
+        self.actor.pid
+    }
+
+    /// `true` while the actor is alive.
+    pub fn is_alive(&self) -> bool {
+        self.actor.is_alive()
+    }
+
+    /// Sends a message, as [`Runtime::send`] does.
+    pub fn send(&self, msg: Message) -> Result<(), SendError> {
+        let pid = self.actor.pid;
+        let hop = self.rt.hop(pid, &self.actor, msg);
+        self.rt
+            .finish_send(self.rt.follow(pid, pid, hop, Vec::new()))
+    }
+
+    /// Sends user bytes.
+    pub fn send_user(&self, data: impl Into<Bytes>) -> Result<(), SendError> {
+        self.send(Message::User(data.into()))
+    }
+
+    /// Sends a message, waiting asynchronously for room under `Block`/`Spill`, as
+    /// [`Runtime::send_async`] does.
+    pub async fn send_async(&self, msg: Message) -> Result<(), SendError> {
+        let pid = self.actor.pid;
+        let hop = self.rt.hop(pid, &self.actor, msg);
+        let routed = self.rt.follow(pid, pid, hop, Vec::new());
+        self.rt.finish_send_async(routed).await
+    }
+}
+
 /// Blocks this thread safely: on a scheduler loop a temporary loop takes over, on another
 /// multi-thread Tokio worker the worker is handed off (`block_in_place`).
 pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
@@ -672,61 +732,79 @@ impl Runtime {
 
     // ----- sending --------------------------------------------------------------------------
 
-    fn route(&self, pid: Pid, msg: Message) -> Routed {
-        enum Hop {
-            Done(Result<(), SendError>),
-            Wait(Arc<Actor>, Message),
-            Redirect(Pid, Message),
-            Spill(Pid, Message, Arc<Actor>),
-        }
-        let mut visited: Vec<Pid> = Vec::new();
-        let mut target = pid;
-        let mut slot = Some(msg);
-        loop {
-            // Under the table's read lock: activation may spawn a task, but nothing here takes
-            // a table lock (a spill's copy is forwarded after the lock is released).
-            let hop = self.inner.table.with(target, |actor| {
-                let msg = slot.take().expect("message present until delivered");
-                let user = match msg {
-                    Message::System(_) => {
-                        return match actor.mailbox.push_system(msg) {
-                            Ok(()) => {
-                                self.activate(actor);
-                                Hop::Done(Ok(()))
-                            }
-                            Err(closed) => Hop::Done(Err(SendError::NoProcess(target, closed.0))),
-                        };
-                    }
-                    user => user,
-                };
-                match actor.mailbox.offer(user) {
-                    Offer::Queued | Offer::Evicted(_) => {
+    /// Offers `msg` to `actor` (found as `target`): delivered, refused, or where to go next.
+    fn hop(&self, target: Pid, actor: &Arc<Actor>, msg: Message) -> Hop {
+        let user = match msg {
+            Message::System(_) => {
+                return match actor.mailbox.push_system(msg) {
+                    Ok(()) => {
                         self.activate(actor);
                         Hop::Done(Ok(()))
                     }
-                    Offer::Rejected(m) => Hop::Done(Err(SendError::MailboxFull(target, m))),
-                    Offer::Closed(m) => Hop::Done(Err(SendError::NoProcess(target, m))),
-                    Offer::MustWait(m) => Hop::Wait(actor.clone(), m),
-                    Offer::Redirect(next, m) => Hop::Redirect(next, m),
-                    Offer::Spill(next, m) => Hop::Spill(next, m, actor.clone()),
-                }
-            });
+                    Err(closed) => Hop::Done(Err(SendError::NoProcess(target, closed.0))),
+                };
+            }
+            user => user,
+        };
+        match actor.mailbox.offer(user) {
+            Offer::Queued | Offer::Evicted(_) => {
+                self.activate(actor);
+                Hop::Done(Ok(()))
+            }
+            Offer::Rejected(m) => Hop::Done(Err(SendError::MailboxFull(target, m))),
+            Offer::Closed(m) => Hop::Done(Err(SendError::NoProcess(target, m))),
+            Offer::MustWait(m) => Hop::Wait(actor.clone(), m),
+            Offer::Redirect(next, m) => Hop::Redirect(next, m),
+            Offer::Spill(next, m) => Hop::Spill(next, m, actor.clone()),
+        }
+    }
+
+    fn route(&self, pid: Pid, msg: Message) -> Routed {
+        let mut slot = Some(msg);
+        // Under the table's read lock: activation may spawn a task, but nothing here takes
+        // a table lock (a spill's copy is forwarded after the lock is released).
+        let hop = self.inner.table.with(pid, |actor| {
+            self.hop(
+                pid,
+                actor,
+                slot.take().expect("message present until delivered"),
+            )
+        });
+        match hop {
+            Some(hop) => self.follow(pid, pid, hop, Vec::new()),
+            None => {
+                let msg = slot.take().expect("closure did not run");
+                Routed::Done(Err(SendError::NoProcess(pid, msg)))
+            }
+        }
+    }
+
+    /// Follows the hop of a message sent to `pid` that `target` answered: redirects (with
+    /// cycle detection over `visited`) and spills.
+    fn follow(&self, pid: Pid, mut target: Pid, mut hop: Hop, mut visited: Vec<Pid>) -> Routed {
+        loop {
             match hop {
-                None => {
-                    let msg = slot.take().expect("closure did not run");
-                    return Routed::Done(Err(SendError::NoProcess(target, msg)));
-                }
-                Some(Hop::Done(r)) => return Routed::Done(r),
-                Some(Hop::Wait(actor, m)) => return Routed::Wait(actor, m),
-                Some(Hop::Redirect(next, m)) => {
+                Hop::Done(r) => return Routed::Done(r),
+                Hop::Wait(actor, m) => return Routed::Wait(actor, m),
+                Hop::Redirect(next, m) => {
                     visited.push(target);
                     if visited.contains(&next) {
                         return Routed::Done(Err(SendError::RedirectCycle(pid, m)));
                     }
                     target = next;
-                    slot = Some(m);
+                    let mut slot = Some(m);
+                    let found = self.inner.table.with(target, |actor| {
+                        self.hop(target, actor, slot.take().expect("message present"))
+                    });
+                    hop = match found {
+                        Some(h) => h,
+                        None => {
+                            let m = slot.take().expect("closure did not run");
+                            return Routed::Done(Err(SendError::NoProcess(target, m)));
+                        }
+                    };
                 }
-                Some(Hop::Spill(next, m, actor)) => {
+                Hop::Spill(next, m, actor) => {
                     if next != target {
                         self.forward_detached(next, m.clone());
                     }
@@ -734,6 +812,33 @@ impl Runtime {
                 }
             }
         }
+    }
+
+    /// Finishes a delivery that must wait for room, blocking this thread safely.
+    fn finish_send(&self, routed: Routed) -> Result<(), SendError> {
+        match routed {
+            Routed::Done(r) => r,
+            Routed::Wait(actor, m) => {
+                let r = blocking_section(|| actor.mailbox.push_wait_blocking(m, None));
+                match r {
+                    Ok(()) => {
+                        self.activate(&actor);
+                        Ok(())
+                    }
+                    Err(m) => Err(SendError::NoProcess(actor.pid, m)),
+                }
+            }
+        }
+    }
+
+    /// A handle to the local actor `pid` (`None` if it is not alive): its sends skip the PID
+    /// lookup, as a kameo `ActorRef` or an actix `Addr` does.
+    pub fn actor_ref(&self, pid: Pid) -> Option<ActorRef> {
+        let actor = self.inner.table.get(pid).filter(|a| a.is_alive())?;
+        Some(ActorRef {
+            rt: self.clone(),
+            actor,
+        })
     }
 
     /// Delivers without making the caller wait: a blocked delivery continues as a task.
@@ -752,19 +857,7 @@ impl Runtime {
     /// `Spill`) the calling thread waits for room (inside Tokio via `block_in_place`; use
     /// [`Runtime::send_async`] from async code).
     pub fn send(&self, pid: Pid, msg: Message) -> Result<(), SendError> {
-        match self.route(pid, msg) {
-            Routed::Done(r) => r,
-            Routed::Wait(actor, m) => {
-                let r = blocking_section(|| actor.mailbox.push_wait_blocking(m, None));
-                match r {
-                    Ok(()) => {
-                        self.activate(&actor);
-                        Ok(())
-                    }
-                    Err(m) => Err(SendError::NoProcess(actor.pid, m)),
-                }
-            }
-        }
+        self.finish_send(self.route(pid, msg))
     }
 
     /// Sends user bytes.
@@ -774,7 +867,11 @@ impl Runtime {
 
     /// Sends a message, waiting asynchronously for room under `Block`/`Spill`.
     pub async fn send_async(&self, pid: Pid, msg: Message) -> Result<(), SendError> {
-        match self.route(pid, msg) {
+        self.finish_send_async(self.route(pid, msg)).await
+    }
+
+    async fn finish_send_async(&self, routed: Routed) -> Result<(), SendError> {
+        match routed {
             Routed::Done(r) => r,
             Routed::Wait(actor, m) => match actor.mailbox.push_wait(m).await {
                 Ok(()) => {

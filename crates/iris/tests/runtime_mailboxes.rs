@@ -280,3 +280,70 @@ fn handlers_blocking_on_a_full_mailbox_do_not_deadlock_the_schedulers() {
         got.load(std::sync::atomic::Ordering::SeqCst) == 400
     });
 }
+
+#[test]
+fn actor_refs_send_like_the_runtime_under_every_outcome() {
+    let rt = Runtime::new();
+    assert!(rt.actor_ref(u64::MAX >> 12).is_none(), "unknown PID");
+    let (primary, gate_p, log_p) = gated_recorder(&rt, 1);
+    let (fallback, gate_f, log_f) = gated_recorder(&rt, 10);
+    let to_primary = rt.actor_ref(primary).unwrap();
+    assert_eq!(to_primary.pid(), primary);
+    to_primary.send(num(0)).unwrap();
+    // Full under DropNew: the message comes back.
+    match to_primary.send(num(1)) {
+        Err(SendError::MailboxFull(pid, m)) => assert_eq!((pid, as_num(&m)), (primary, 1)),
+        other => panic!("expected MailboxFull, got {other:?}"),
+    }
+    // Redirect is followed from the handle too.
+    rt.set_overflow_policy(primary, OverflowPolicy::Redirect(fallback))
+        .unwrap();
+    to_primary.send(num(2)).unwrap();
+    to_primary.send(num(3)).unwrap();
+    gate_p.wait();
+    gate_f.wait();
+    wait_until("all delivered", || {
+        log_p.lock().unwrap().len() + log_f.lock().unwrap().len() == 3
+    });
+    assert_eq!(*log_p.lock().unwrap(), vec![0]);
+    assert_eq!(*log_f.lock().unwrap(), vec![2, 3]);
+    // Once stopped, the handle reports NoProcess, as `send` does.
+    assert!(rt.stop(primary));
+    rt.join(primary).unwrap();
+    assert!(!to_primary.is_alive());
+    assert!(matches!(
+        to_primary.send(num(4)),
+        Err(SendError::NoProcess(p, _)) if p == primary
+    ));
+    assert!(rt.actor_ref(primary).is_none());
+}
+
+#[test]
+fn actor_refs_from_many_threads_keep_per_sender_order() {
+    const THREADS: u64 = 8;
+    const PER: u64 = 5_000;
+    let rt = Runtime::new();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    let pid = rt.spawn_fn(move |m| l.lock().unwrap().push(as_num(&m)), 64);
+    let senders: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let r = rt.actor_ref(pid).unwrap();
+            std::thread::spawn(move || {
+                for i in 0..PER {
+                    r.send(num((t << 32) | i)).unwrap();
+                }
+            })
+        })
+        .collect();
+    senders.into_iter().for_each(|s| s.join().unwrap());
+    wait_until("all handled", || {
+        log.lock().unwrap().len() == (THREADS * PER) as usize
+    });
+    let mut next = [0u64; THREADS as usize];
+    for v in log.lock().unwrap().iter() {
+        let (t, i) = ((v >> 32) as usize, v & 0xffff_ffff);
+        assert_eq!(i, next[t], "sender {t} out of order");
+        next[t] += 1;
+    }
+}
