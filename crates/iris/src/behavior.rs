@@ -3,7 +3,8 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
 use iris_sched::{Flow, Step};
@@ -114,50 +115,81 @@ struct History {
     next_version: u64,
 }
 
-/// The current behaviour (lock-free to read per message) and a bounded history for rollback.
+/// The current behaviour and a bounded history for rollback. Most actors are never swapped,
+/// so the swappable cell and the history are made on the first swap: until then a message
+/// calls the initial behaviour directly (no `ArcSwap` load per message, none to drop at exit,
+/// no history allocated per spawn).
 pub(crate) struct Behaviors {
-    current: ArcSwap<Versioned>,
-    history: Mutex<History>,
+    initial: Arc<Versioned>,
+    /// Set by the first swap, before `swapped`.
+    current: OnceLock<ArcSwap<Versioned>>,
+    swapped: AtomicBool,
+    history: Mutex<Option<History>>,
 }
 
 impl Behaviors {
     pub(crate) fn new(initial: Behavior) -> Behaviors {
-        let first = Arc::new(Versioned {
-            version: 1,
-            behavior: initial,
-        });
         Behaviors {
-            current: ArcSwap::new(first.clone()),
-            history: Mutex::new(History {
-                entries: VecDeque::from([first]),
-                cursor: 0,
-                next_version: 2,
+            initial: Arc::new(Versioned {
+                version: 1,
+                behavior: initial,
             }),
+            current: OnceLock::new(),
+            swapped: AtomicBool::new(false),
+            history: Mutex::new(None),
+        }
+    }
+
+    /// Runs `f` on the current behaviour, which stays alive for the call even if it is
+    /// swapped meanwhile.
+    fn with_current<R>(&self, f: impl FnOnce(&Versioned) -> R) -> R {
+        match self.current.get() {
+            Some(cell) if self.swapped.load(Ordering::Acquire) => f(&cell.load()),
+            _ => f(&self.initial),
         }
     }
 
     pub(crate) fn call(&self, msg: Message) -> Step {
-        // The guard keeps the behaviour alive for this call even if it is swapped meanwhile.
-        let current = self.current.load();
-        current.behavior.call(msg)
+        self.with_current(|v| v.behavior.call(msg))
     }
 
     /// The batch guard of the current behaviour, if it has one.
     pub(crate) fn batch_guard(&self) -> Option<BatchGuard> {
-        self.current.load().behavior.batch.clone()
+        self.with_current(|v| v.behavior.batch.clone())
     }
 
     pub(crate) fn version(&self) -> u64 {
-        self.current.load().version
+        self.with_current(|v| v.version)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, History> {
+    /// The history, made on first use; the caller holds its lock.
+    fn history<'a>(&'a self, guard: &'a mut Option<History>) -> &'a mut History {
+        guard.get_or_insert_with(|| History {
+            entries: VecDeque::from([self.initial.clone()]),
+            cursor: 0,
+            next_version: 2,
+        })
+    }
+
+    /// Makes `entry` current (under the history lock, so stores are ordered).
+    fn install(&self, entry: Arc<Versioned>) {
+        match self.current.get() {
+            Some(cell) => cell.store(entry),
+            None => {
+                let _ = self.current.set(ArcSwap::new(entry));
+            }
+        }
+        self.swapped.store(true, Ordering::Release);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<History>> {
         self.history.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Installs a new behaviour; later history entries (undone by a rollback) are discarded.
     pub(crate) fn swap(&self, behavior: Behavior) -> u64 {
-        let mut h = self.lock();
+        let mut guard = self.lock();
+        let h = self.history(&mut guard);
         let version = h.next_version;
         h.next_version += 1;
         let keep = h.cursor + 1;
@@ -168,20 +200,21 @@ impl Behaviors {
             h.entries.pop_front();
         }
         h.cursor = h.entries.len() - 1;
-        self.current.store(entry);
+        self.install(entry);
         version
     }
 
     /// Goes back `steps` behaviours; returns the version now current.
     pub(crate) fn rollback(&self, steps: usize) -> Result<u64, usize> {
-        let mut h = self.lock();
+        let mut guard = self.lock();
+        let h = self.history(&mut guard);
         if steps == 0 || steps > h.cursor {
             return Err(h.cursor);
         }
         h.cursor -= steps;
         let entry = h.entries[h.cursor].clone();
         let version = entry.version;
-        self.current.store(entry);
+        self.install(entry);
         Ok(version)
     }
 }
