@@ -78,7 +78,8 @@ fn selected(id: &str) -> bool {
 /// of them per system (criterion's minimum) would take the full bench past a quarter of an
 /// hour. Every system gets the same: the median of three runs (one with `--quick`).
 fn skynet_rows(systems: &[(&str, Box<dyn Scenarios>)]) {
-    if !selected("skynet") {
+    // Not in criterion's test mode (`cargo test --benches` runs each bench once, no `--bench`).
+    if !selected("skynet") || !std::env::args().any(|a| a == "--bench") {
         return;
     }
     let runs = if std::env::args().any(|a| a == "--quick") {
