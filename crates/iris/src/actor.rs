@@ -48,40 +48,55 @@ pub(crate) enum Kind {
 
 /// Completion of an actor's exit, for `join` (blocking) and `wait` (async).
 pub(crate) struct ExitLatch {
-    done: Mutex<Option<ExitInfo>>,
+    done: Mutex<Latch>,
     cv: Condvar,
     notify: Notify,
+}
+
+/// The exit, once known, and how many threads block on it: std's `Condvar::notify_all` is a
+/// system call even with nobody waiting, and every actor exit sets its latch.
+#[derive(Default)]
+struct Latch {
+    info: Option<ExitInfo>,
+    blocked: usize,
 }
 
 impl ExitLatch {
     fn new() -> ExitLatch {
         ExitLatch {
-            done: Mutex::new(None),
+            done: Mutex::new(Latch::default()),
             cv: Condvar::new(),
             notify: Notify::new(),
         }
     }
 
     pub(crate) fn set(&self, info: ExitInfo) {
-        *lock(&self.done) = Some(info);
-        self.cv.notify_all();
+        let blocked = {
+            let mut l = lock(&self.done);
+            l.info = Some(info);
+            l.blocked
+        };
+        if blocked > 0 {
+            self.cv.notify_all();
+        }
         self.notify.notify_waiters();
     }
 
     pub(crate) fn get(&self) -> Option<ExitInfo> {
-        lock(&self.done).clone()
+        lock(&self.done).info.clone()
     }
 
     pub(crate) fn wait_blocking(&self, timeout: Option<Duration>) -> Option<ExitInfo> {
         let mut g = lock(&self.done);
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
-        while g.is_none() {
+        g.blocked += 1;
+        while g.info.is_none() {
             match deadline {
                 None => g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
                     let now = std::time::Instant::now();
                     if now >= d {
-                        return None;
+                        break;
                     }
                     g = self
                         .cv
@@ -91,7 +106,8 @@ impl ExitLatch {
                 }
             }
         }
-        g.clone()
+        g.blocked -= 1;
+        g.info.clone()
     }
 
     pub(crate) async fn wait(&self) -> ExitInfo {
@@ -194,7 +210,8 @@ impl Hasher for PidHasher {
     }
 }
 
-type PidMap<V> = HashMap<Pid, V, BuildHasherDefault<PidHasher>>;
+/// A map keyed by PID, with [`PidHasher`].
+pub(crate) type PidMap<V> = HashMap<Pid, V, BuildHasherDefault<PidHasher>>;
 
 const SHARDS: usize = 64;
 

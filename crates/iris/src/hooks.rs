@@ -1,13 +1,12 @@
 //! Exit hooks: code that runs once when a given actor exits. Links, monitors, supervisors
 //! and remote watchers are built on them.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use iris_supervisor::{ExitInfo, ExitReason};
 
-use crate::actor::{Pid, lock};
+use crate::actor::{Pid, PidMap, lock};
 use crate::runtime::Inner;
 
 /// A callback run once with the PID and the exit of the actor it watches.
@@ -15,7 +14,7 @@ pub(crate) type ExitHook = Box<dyn FnOnce(Pid, &ExitInfo) + Send>;
 
 const SHARDS: usize = 16;
 
-type Shard = Mutex<HashMap<Pid, Vec<(u64, ExitHook)>>>;
+type Shard = Mutex<PidMap<Vec<(u64, ExitHook)>>>;
 
 pub(crate) struct ExitHooks {
     shards: Box<[Shard]>,
@@ -30,7 +29,7 @@ pub(crate) fn noproc() -> ExitInfo {
 impl ExitHooks {
     pub(crate) fn new() -> ExitHooks {
         ExitHooks {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(PidMap::default())).collect(),
             next: AtomicU64::new(1),
         }
     }

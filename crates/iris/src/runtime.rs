@@ -72,7 +72,7 @@ const RECENT_EXITS: usize = 4096 / RECENT_SHARDS;
 
 #[derive(Default)]
 struct RecentExits {
-    by_pid: HashMap<Pid, ExitInfo>,
+    by_pid: crate::actor::PidMap<ExitInfo>,
     order: std::collections::VecDeque<Pid>,
 }
 
