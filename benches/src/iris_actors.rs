@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use iris::{Flow, Message, Pid, Runtime};
+use iris::{ActorRef, Flow, Message, Pid, Runtime};
 
 use crate::memory::rss_bytes;
 use crate::{Done, Scenarios};
@@ -77,13 +77,19 @@ impl Scenarios for IrisBench {
                 )
             })
             .collect();
+        // Sent through handles, as the peers' fanouts send through theirs.
+        let refs: Vec<ActorRef> = pids
+            .iter()
+            .map(|&p| self.rt.actor_ref(p).expect("just spawned"))
+            .collect();
         let payload = Bytes::from_static(b"x");
         let start = Instant::now();
-        for &p in &pids {
-            self.rt.send(p, Message::User(payload.clone())).unwrap();
+        for r in &refs {
+            r.send(Message::User(payload.clone())).unwrap();
         }
         done.wait();
         let t = start.elapsed();
+        drop(refs);
         self.stop_all(&pids);
         t
     }
@@ -113,24 +119,26 @@ impl Scenarios for IrisBench {
 
     fn pingpong(&self, n: usize) -> Duration {
         let done = Done::new(n);
-        let ponger_slot = Arc::new(OnceLock::<Pid>::new());
-        let (rt, slot, d) = (self.rt.clone(), ponger_slot.clone(), done.clone());
+        // Each side replies through a handle to the other, as the peers' actors do.
+        let ponger_slot = Arc::new(OnceLock::<ActorRef>::new());
+        let (slot, d) = (ponger_slot.clone(), done.clone());
         let pinger = self.rt.spawn_fn(
             move |m| {
                 if !d.hit() {
-                    let _ = rt.send(*slot.get().expect("ponger set"), m);
+                    let _ = slot.get().expect("ponger set").send(m);
                 }
             },
             1000,
         );
-        let rt = self.rt.clone();
+        let to_pinger = self.rt.actor_ref(pinger).expect("just spawned");
         let ponger = self.rt.spawn_fn(
             move |m| {
-                let _ = rt.send(pinger, m);
+                let _ = to_pinger.send(m);
             },
             1000,
         );
-        ponger_slot.set(ponger).unwrap();
+        let to_ponger = self.rt.actor_ref(ponger).expect("just spawned");
+        ponger_slot.set(to_ponger).unwrap();
         let start = Instant::now();
         self.rt
             .send(ponger, Message::User(Bytes::from_static(b"ball")))
