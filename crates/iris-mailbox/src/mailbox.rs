@@ -479,6 +479,23 @@ impl<M> Mailbox<M> {
         }
     }
 
+    /// The next message through the locked path, or the (held) state lock when none waits.
+    fn pop_or_lock(&self) -> Result<M, MutexGuard<'_, State<M>>> {
+        let mut rx = self.rx();
+        let mut st = self.lock();
+        let Some((m, user)) = self.pop_from(&mut st, rx.as_deref_mut()) else {
+            return Err(st);
+        };
+        let wake = if user {
+            Self::room_made(&mut st)
+        } else {
+            Vec::new()
+        };
+        drop(st);
+        wake.into_iter().for_each(Waker::wake);
+        Ok(m)
+    }
+
     /// Receives without waiting.
     pub fn try_recv(&self) -> Result<M, TryRecvError> {
         match self.pop_buffered() {
@@ -486,21 +503,10 @@ impl<M> Mailbox<M> {
             Buffered::Empty => return Err(TryRecvError::Empty),
             Buffered::Slow => {}
         }
-        let mut rx = self.rx();
-        let mut st = self.lock();
-        match self.pop_from(&mut st, rx.as_deref_mut()) {
-            Some((m, user)) => {
-                let wake = if user {
-                    Self::room_made(&mut st)
-                } else {
-                    Vec::new()
-                };
-                drop(st);
-                wake.into_iter().for_each(Waker::wake);
-                Ok(m)
-            }
-            None if st.closed => Err(TryRecvError::Closed),
-            None => Err(TryRecvError::Empty),
+        match self.pop_or_lock() {
+            Ok(m) => Ok(m),
+            Err(st) if st.closed => Err(TryRecvError::Closed),
+            Err(_) => Err(TryRecvError::Empty),
         }
     }
 
@@ -509,21 +515,10 @@ impl<M> Mailbox<M> {
         if let Buffered::Got(m) = self.pop_buffered() {
             return Poll::Ready(Some(m));
         }
-        let mut rx = self.rx();
-        let mut st = self.lock();
-        match self.pop_from(&mut st, rx.as_deref_mut()) {
-            Some((m, user)) => {
-                let wake = if user {
-                    Self::room_made(&mut st)
-                } else {
-                    Vec::new()
-                };
-                drop(st);
-                wake.into_iter().for_each(Waker::wake);
-                Poll::Ready(Some(m))
-            }
-            None if st.closed => Poll::Ready(None),
-            None => {
+        match self.pop_or_lock() {
+            Ok(m) => Poll::Ready(Some(m)),
+            Err(st) if st.closed => Poll::Ready(None),
+            Err(mut st) => {
                 st.rx_waker = Some(cx.waker().clone());
                 Poll::Pending
             }
