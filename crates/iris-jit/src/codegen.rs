@@ -977,6 +977,34 @@ impl Gen<'_, '_> {
         let idx = self.b.declare_var(i64t);
         let zero = self.b.ins().iconst(i64t, 0);
         self.b.def_var(idx, zero);
+        let (header, exit) = self.element_loop(n, idx, vars, &bases, dtypes);
+        let ctl = self.body(&p.root)?;
+        let v = self.value_bits(ctl.value, p.ty());
+        let iv = self.b.use_var(idx);
+        let addr = self.elem_addr(out_ptr, iv, 8);
+        self.b.ins().store(MemFlagsData::trusted(), v, addr, 0);
+        let next = self.b.ins().iadd_imm_s(iv, 1);
+        self.b.def_var(idx, next);
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(exit);
+        let ok = self.b.ins().iconst(types::I32, i64::from(status::OK));
+        self.b.ins().jump(done, &[BlockArg::from(ok)]);
+        Ok(ctl)
+    }
+
+    /// Loads every element-wise parameter: buffers' current elements, scalars once (before the
+    /// loop). Returns the parameter variables, the element count and the buffer bases.
+    /// Opens the loop `while idx < n` over the arguments: jumps to its header, and at the top
+    /// of its body loads element `idx` of every buffer argument into that argument's
+    /// variable. Returns the header (to jump back to) and the exit block.
+    fn element_loop(
+        &mut self,
+        n: ir::Value,
+        idx: Variable,
+        vars: Vec<Variable>,
+        bases: &[Option<ir::Value>],
+        dtypes: &[Option<DType>],
+    ) -> (Block, Block) {
         let header = self.b.create_block();
         let body = self.b.create_block();
         let exit = self.b.create_block();
@@ -995,22 +1023,9 @@ impl Gen<'_, '_> {
             self.b.def_var(vars[j], v);
         }
         self.param_vars = Some(vars);
-        let ctl = self.body(&p.root)?;
-        let v = self.value_bits(ctl.value, p.ty());
-        let iv = self.b.use_var(idx);
-        let addr = self.elem_addr(out_ptr, iv, 8);
-        self.b.ins().store(MemFlagsData::trusted(), v, addr, 0);
-        let next = self.b.ins().iadd_imm_s(iv, 1);
-        self.b.def_var(idx, next);
-        self.b.ins().jump(header, &[]);
-        self.b.switch_to_block(exit);
-        let ok = self.b.ins().iconst(types::I32, i64::from(status::OK));
-        self.b.ins().jump(done, &[BlockArg::from(ok)]);
-        Ok(ctl)
+        (header, exit)
     }
 
-    /// Loads every element-wise parameter: buffers' current elements, scalars once (before the
-    /// loop). Returns the parameter variables, the element count and the buffer bases.
     #[allow(clippy::type_complexity)]
     fn loop_params(
         &mut self,
@@ -1086,24 +1101,7 @@ impl Gen<'_, '_> {
         if ty == Ty::F64 && vector_ok(p, dtypes) {
             self.block_sum(p, dtypes, fast, &vars, &bases, n, idx, acc)?;
         }
-        let header = self.b.create_block();
-        let body = self.b.create_block();
-        let exit = self.b.create_block();
-        self.b.ins().jump(header, &[]);
-        self.b.switch_to_block(header);
-        let iv = self.b.use_var(idx);
-        let go = self.b.ins().icmp(IntCC::UnsignedLessThan, iv, n);
-        self.b.ins().brif(go, body, &[], exit, &[]);
-        self.b.switch_to_block(body);
-        for (j, base) in bases.iter().enumerate() {
-            let (Some(base), Some(dt)) = (base, dtypes.get(j).copied().flatten()) else {
-                continue;
-            };
-            let addr = self.elem_addr(*base, iv, dt.itemsize());
-            let v = self.load_elem(dt, addr);
-            self.b.def_var(vars[j], v);
-        }
-        self.param_vars = Some(vars);
+        let (header, exit) = self.element_loop(n, idx, vars, &bases, dtypes);
         let ctl = self.body(&p.root)?;
         let a = self.b.use_var(acc);
         let s = match ty {
