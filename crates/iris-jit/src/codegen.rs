@@ -992,8 +992,6 @@ impl Gen<'_, '_> {
         Ok(ctl)
     }
 
-    /// Loads every element-wise parameter: buffers' current elements, scalars once (before the
-    /// loop). Returns the parameter variables, the element count and the buffer bases.
     /// Opens the loop `while idx < n` over the arguments: jumps to its header, and at the top
     /// of its body loads element `idx` of every buffer argument into that argument's
     /// variable. Returns the header (to jump back to) and the exit block.
@@ -1026,6 +1024,8 @@ impl Gen<'_, '_> {
         (header, exit)
     }
 
+    /// Loads every element-wise parameter: buffers' current elements, scalars once (before the
+    /// loop). Returns the parameter variables, the element count and the buffer bases.
     #[allow(clippy::type_complexity)]
     fn loop_params(
         &mut self,
