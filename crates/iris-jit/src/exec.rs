@@ -988,13 +988,7 @@ impl CompiledExpr {
             let mut acc = interp::reduce_init(reducer, ty);
             for p in parts {
                 let (v, _) = p?;
-                acc = match (acc, v) {
-                    (Value::F64(a), Value::F64(b)) => Value::F64(a + b),
-                    (Value::I64(a), Value::I64(b)) => {
-                        Value::I64(rt::i_add(a, b).map_err(|c| status_error(c, cap))?)
-                    }
-                    (a, _) => a,
-                };
+                acc = add_partial(acc, v, cap)?;
             }
             Ok(acc)
         })?;
@@ -1076,13 +1070,7 @@ impl CompiledExpr {
             let mut acc = interp::reduce_init(Reducer::Sum, ty);
             // in order, so the first failing range reports the first failing element
             for p in parts {
-                acc = match (acc, as_value(p?)) {
-                    (Value::F64(a), Value::F64(b)) => Value::F64(a + b),
-                    (Value::I64(a), Value::I64(b)) => {
-                        Value::I64(rt::i_add(a, b).map_err(|c| status_error(c, cap))?)
-                    }
-                    (a, _) => a,
-                };
+                acc = add_partial(acc, as_value(p?), cap)?;
             }
             Ok(acc)
         })?;
@@ -1107,3 +1095,15 @@ const _: () = {
     const fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<CompiledExpr>();
 };
+
+/// Adds one core's partial sum to the running total (in core order), with Python's integer
+/// overflow check.
+fn add_partial(acc: Value, part: Value, cap: u64) -> Result<Value, JitError> {
+    Ok(match (acc, part) {
+        (Value::F64(a), Value::F64(b)) => Value::F64(a + b),
+        (Value::I64(a), Value::I64(b)) => {
+            Value::I64(rt::i_add(a, b).map_err(|c| status_error(c, cap))?)
+        }
+        (a, _) => a,
+    })
+}
