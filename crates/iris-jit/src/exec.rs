@@ -357,6 +357,16 @@ enum Column<'a> {
     Buffer(&'a [u8], DType),
 }
 
+impl Column<'_> {
+    /// The element type of a buffer column (`None` for a broadcast scalar).
+    fn dtype(&self) -> Option<DType> {
+        match self {
+            Column::Scalar(_) => None,
+            Column::Buffer(_, dt) => Some(*dt),
+        }
+    }
+}
+
 fn elem_bits(bytes: &[u8], dtype: DType, i: usize) -> Result<u64, JitError> {
     let n = dtype.itemsize();
     let at = i * n;
@@ -837,13 +847,7 @@ impl CompiledExpr {
         sig: &[PKind],
         parallel: bool,
     ) -> Result<(Vec<u64>, Ty), JitError> {
-        let dtypes: Vec<Option<DType>> = cols
-            .iter()
-            .map(|c| match c {
-                Column::Scalar(_) => None,
-                Column::Buffer(_, dt) => Some(*dt),
-            })
-            .collect();
+        let dtypes: Vec<Option<DType>> = cols.iter().map(Column::dtype).collect();
         let spec = self.specialize_as(sig, Some(&dtypes), false)?;
         let cap = self.opts.sum_while_cap;
         let mut bits = vec![0u64; n];
@@ -1009,13 +1013,7 @@ impl CompiledExpr {
     ) -> Result<Value, JitError> {
         let cap = self.opts.sum_while_cap;
         let fast = self.opts.fastmath;
-        let dtypes: Vec<Option<DType>> = cols
-            .iter()
-            .map(|c| match c {
-                Column::Scalar(_) => None,
-                Column::Buffer(_, dt) => Some(*dt),
-            })
-            .collect();
+        let dtypes: Vec<Option<DType>> = cols.iter().map(Column::dtype).collect();
         let spec = self.specialize_as(sig, Some(&dtypes), true)?;
         let parallel = n >= SUM_PARALLEL_MIN && (ty != Ty::F64 || fast);
         let nthreads = if parallel {
