@@ -7,14 +7,19 @@ use iris_mailbox::{Mailbox, Offer, OverflowPolicy};
 
 const PRODUCERS: u64 = 8;
 
-fn check_per_producer_order(got: &[u64], per: u64) {
-    let mut next = vec![0u64; PRODUCERS as usize];
+/// Every producer `p` (the high 32 bits) sent `0..expected[p]` in order, and all arrived.
+fn check_order(got: &[u64], expected: &[u64]) {
+    let mut next = vec![0u64; expected.len()];
     for &m in got {
         let (p, i) = ((m >> 32) as usize, m & 0xffff_ffff);
         assert_eq!(i, next[p], "producer {p} out of order");
         next[p] += 1;
     }
-    assert!(next.iter().all(|&n| n == per), "lost messages: {next:?}");
+    assert_eq!(next, expected, "lost messages");
+}
+
+fn check_per_producer_order(got: &[u64], per: u64) {
+    check_order(got, &[per; PRODUCERS as usize]);
 }
 
 #[test]
@@ -211,12 +216,7 @@ fn unbounded_buffer_keeps_order_under_mixed_receives() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     observer.join().unwrap();
     assert!(mb.is_empty() && !mb.has_messages());
-    let mut next = vec![0u64; USERS as usize + 1];
-    for &m in &got {
-        let (p, i) = ((m >> 32) as usize, m & 0xffff_ffff);
-        assert_eq!(i, next[p], "producer {p} out of order");
-        next[p] += 1;
-    }
-    assert_eq!(next[..USERS as usize], vec![per; USERS as usize][..]);
-    assert_eq!(next[USERS as usize], systems);
+    let mut expected = vec![per; USERS as usize];
+    expected.push(systems);
+    check_order(&got, &expected);
 }
