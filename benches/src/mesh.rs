@@ -238,17 +238,22 @@ pub struct TcpPair {
     conn: Mutex<Option<tokio::net::TcpStream>>,
 }
 
+/// One frame in one write: a length prefix written on its own would be a segment of its
+/// own under `TCP_NODELAY`, and the reader would wake for it.
 async fn write_frame(
     w: &mut (impl tokio::io::AsyncWrite + Unpin),
+    scratch: &mut Vec<u8>,
     payload: &[u8],
 ) -> std::io::Result<()> {
     use tokio::io::AsyncWriteExt;
-    w.write_all(&(payload.len() as u32).to_le_bytes()).await?;
-    w.write_all(payload).await
+    scratch.clear();
+    scratch.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    scratch.extend_from_slice(payload);
+    w.write_all(scratch).await
 }
 
 async fn read_frame(
-    r: &mut (impl tokio::io::AsyncRead + Unpin),
+    r: &mut (impl tokio::io::AsyncBufRead + Unpin),
     buf: &mut Vec<u8>,
 ) -> std::io::Result<()> {
     use tokio::io::AsyncReadExt;
@@ -258,10 +263,21 @@ async fn read_frame(
     r.read_exact(buf).await.map(|_| ())
 }
 
+/// The floor's runtime: one thread that runs the connection's task and polls the socket
+/// itself, the best a plain Tokio program does for one connection. On a multi-thread
+/// runtime driven by `block_on` from outside, every readiness event would be taken by a
+/// worker and handed to the blocked thread (two wake-ups per message).
+fn floor_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 impl TcpPair {
     /// Starts the child `bin` in `tcp` mode and connects to it.
     pub fn start(bin: &Path) -> Result<TcpPair, String> {
-        let rt = crate::tokio_runtime();
+        let rt = floor_runtime();
         let mut child = Command::new(bin)
             .arg("tcp")
             .stdin(Stdio::piped())
@@ -303,12 +319,14 @@ impl TcpPair {
             let (r, w) = conn.split();
             let mut w = tokio::io::BufWriter::with_capacity(64 * 1024, w);
             let mut r = tokio::io::BufReader::new(r);
-            let mut buf = Vec::new();
+            let (mut buf, mut scratch) = (Vec::new(), Vec::new());
             let start = Instant::now();
             for _ in 0..n {
-                write_frame(&mut w, b"0123456789abcdef").await.unwrap();
+                write_frame(&mut w, &mut scratch, b"0123456789abcdef")
+                    .await
+                    .unwrap();
             }
-            write_frame(&mut w, END).await.unwrap();
+            write_frame(&mut w, &mut scratch, END).await.unwrap();
             w.flush().await.unwrap();
             read_frame(&mut r, &mut buf).await.unwrap();
             start.elapsed()
@@ -320,11 +338,12 @@ impl TcpPair {
         let mut guard = self.conn.lock().unwrap();
         let conn = guard.as_mut().expect("connected");
         self.rt.block_on(async {
-            let (mut r, mut w) = conn.split();
-            let mut buf = Vec::new();
+            let (r, mut w) = conn.split();
+            let mut r = tokio::io::BufReader::new(r);
+            let (mut buf, mut scratch) = (Vec::new(), Vec::new());
             let start = Instant::now();
             for _ in 0..n {
-                write_frame(&mut w, b"ball").await.unwrap();
+                write_frame(&mut w, &mut scratch, b"ball").await.unwrap();
                 read_frame(&mut r, &mut buf).await.unwrap();
             }
             start.elapsed()
@@ -349,7 +368,7 @@ pub fn serve_tcp() -> Result<(), String> {
         let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
         std::process::exit(0);
     });
-    let rt = crate::tokio_runtime();
+    let rt = floor_runtime();
     rt.block_on(async {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -359,11 +378,11 @@ pub fn serve_tcp() -> Result<(), String> {
         s.set_nodelay(true).map_err(|e| e.to_string())?;
         let (r, mut w) = s.split();
         let mut r = tokio::io::BufReader::with_capacity(64 * 1024, r);
-        let mut buf = Vec::new();
+        let (mut buf, mut scratch) = (Vec::new(), Vec::new());
         while read_frame(&mut r, &mut buf).await.is_ok() {
             match &buf[..] {
-                b"ball" => write_frame(&mut w, b"ball").await,
-                END => write_frame(&mut w, b"done").await,
+                b"ball" => write_frame(&mut w, &mut scratch, b"ball").await,
+                END => write_frame(&mut w, &mut scratch, b"done").await,
                 _ => Ok(()),
             }
             .map_err(|e| e.to_string())?;
