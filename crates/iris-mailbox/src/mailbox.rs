@@ -97,6 +97,8 @@ pub struct Mailbox<M> {
     /// Messages in `State::system` and `State::stash`, mirrored after every change, so the
     /// consumer knows without the shared lock that no message may overtake its buffer.
     urgent: AtomicUsize,
+    /// `true` while `State::user` holds a message, mirrored like `urgent`.
+    lane: AtomicBool,
 }
 
 impl<M> Default for Mailbox<M> {
@@ -113,6 +115,9 @@ impl<M> std::fmt::Debug for Mailbox<M> {
             .finish()
     }
 }
+
+/// The largest batch buffer [`Mailbox::recycle`] keeps, in bytes.
+pub const RECYCLE_BYTES: usize = 1024;
 
 /// Moves up to `n` messages from the front of `lane` to the back of `out`; the whole lane
 /// without copying when `out` is empty.
@@ -167,6 +172,7 @@ impl<M> Mailbox<M> {
         Mailbox {
             rx: capacity.is_none().then(|| Mutex::new(VecDeque::new())),
             urgent: AtomicUsize::new(0),
+            lane: AtomicBool::new(false),
             state: Mutex::new(State {
                 system: VecDeque::new(),
                 user: VecDeque::new(),
@@ -194,10 +200,20 @@ impl<M> Mailbox<M> {
         Some(self.rx.as_ref()?.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Publishes the size of the system lane and stash; call after changing them, under the lock.
+    /// Publishes what the lock-free checks read: the size of the system lane and stash
+    /// (`urgent`) and whether the user lane holds a message (`lane`). Call under the lock
+    /// after changing any of them. The stores are sequentially consistent and made only on a
+    /// change: an actor going idle sets its flag and then asks [`Mailbox::has_messages`],
+    /// while a sender queues and then reads that flag, so one of the two always sees the other.
     fn sync(&self, st: &State<M>) {
-        self.urgent
-            .store(st.system.len() + st.stash.len(), Ordering::Release);
+        let urgent = st.system.len() + st.stash.len();
+        if self.urgent.load(Ordering::Relaxed) != urgent {
+            self.urgent.store(urgent, Ordering::SeqCst);
+        }
+        let lane = !st.user.is_empty();
+        if self.lane.load(Ordering::Relaxed) != lane {
+            self.lane.store(lane, Ordering::SeqCst);
+        }
     }
 
     /// Pops the oldest user message of an unbounded mailbox without the shared lock when the
@@ -217,6 +233,7 @@ impl<M> Mailbox<M> {
             return Buffered::Slow;
         }
         std::mem::swap(&mut *rx, &mut st.user);
+        self.sync(&st);
         drop(st);
         rx.pop_front().map_or(Buffered::Empty, Buffered::Got)
     }
@@ -253,13 +270,14 @@ impl<M> Mailbox<M> {
         self.len() == 0
     }
 
-    /// `true` when any message (system, stashed or user) is waiting.
+    /// `true` when any message (system, stashed or user) is waiting. Takes no shared lock:
+    /// it reads the mirrored lane state, then the consumer's buffer (in that order, since the
+    /// consumer moves messages from the lane to its buffer).
     pub fn has_messages(&self) -> bool {
-        if self.rx().is_some_and(|rx| !rx.is_empty()) {
+        if self.urgent.load(Ordering::SeqCst) > 0 || self.lane.load(Ordering::SeqCst) {
             return true;
         }
-        let st = self.lock();
-        !(st.system.is_empty() && st.stash.is_empty() && st.user.is_empty())
+        self.rx().is_some_and(|rx| !rx.is_empty())
     }
 
     /// `true` once [`Mailbox::close`] ran.
@@ -315,6 +333,7 @@ impl<M> Mailbox<M> {
                 },
             }
         };
+        self.sync(&st);
         let waker = st.rx_waker.take();
         drop(st);
         if let Some(w) = waker {
@@ -341,6 +360,7 @@ impl<M> Mailbox<M> {
             return Err(msg);
         }
         st.user.push_back(msg);
+        self.sync(&st);
         let rx = st.rx_waker.take();
         drop(st);
         if let Some(w) = rx {
@@ -412,6 +432,26 @@ impl<M> Mailbox<M> {
                 self.forget_waiter(none);
                 return r;
             }
+        }
+    }
+
+    /// Gives an emptied batch buffer (from [`Mailbox::try_recv_batch`] and friends) back to an
+    /// unbounded mailbox, which queues the next messages in it instead of allocating a new
+    /// one: a request/response pair then runs without touching the allocator. Only small
+    /// buffers (at most [`RECYCLE_BYTES`]) are kept, so an idle actor holds little; anything
+    /// else (a bounded mailbox, a buffer still holding messages) is simply dropped.
+    pub fn recycle(&self, buf: VecDeque<M>) {
+        if !buf.is_empty()
+            || buf.capacity() == 0
+            || buf.capacity().saturating_mul(size_of::<M>()) > RECYCLE_BYTES
+        {
+            return;
+        }
+        if let Some(mut rx) = self.rx()
+            && rx.is_empty()
+            && rx.capacity() == 0
+        {
+            *rx = buf;
         }
     }
 
@@ -560,14 +600,20 @@ impl<M> Mailbox<M> {
                     None => break,
                 }
             }
-            self.sync(&st);
             if want(out) > 0 && !st.closed {
                 match rx.as_deref_mut() {
                     Some(rx) if rx.is_empty() => std::mem::swap(rx, &mut st.user),
+                    // A few left in the buffer (after single receives): top it up from the
+                    // lane, so a batch is not cut short while messages wait.
+                    Some(rx) if rx.len() < want(out) => {
+                        let short = want(out) - rx.len();
+                        take(&mut st.user, short, rx);
+                    }
                     Some(_) => {}
                     None => user |= take(&mut st.user, want(out), out) > 0,
                 }
             }
+            self.sync(&st);
             if user {
                 Self::room_made(&mut st)
             } else {
@@ -690,6 +736,7 @@ impl<M> Mailbox<M> {
                     }
                     None => st.user.pop_front(),
                 } {
+                    self.sync(&st);
                     let wake = Self::room_made(&mut st);
                     (m, true, wake)
                 } else if st.closed {

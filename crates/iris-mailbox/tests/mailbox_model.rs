@@ -14,6 +14,11 @@ enum Op {
     Recv,
     Selective(u32),
     SetPolicy(u8),
+    /// A batch receive of up to n messages whose emptied buffer is given back.
+    Batch(usize),
+    /// A buffer handed to `recycle`: empty with this capacity, or (0) one still holding a
+    /// message, which must not end up in the mailbox.
+    Recycle(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -23,6 +28,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => Just(Op::Recv),
         1 => any::<u32>().prop_map(|v| Op::Selective(v % 50)),
         1 => (0u8..3).prop_map(Op::SetPolicy),
+        2 => (1usize..8).prop_map(Op::Batch),
+        1 => (0usize..40).prop_map(Op::Recycle),
     ]
 }
 
@@ -94,6 +101,26 @@ proptest! {
                     let got = mb.selective_recv_blocking(|m| *m == v, Some(std::time::Duration::ZERO)).ok();
                     prop_assert_eq!(got, want);
                 }
+                Op::Batch(n) => {
+                    let mut want = Vec::new();
+                    while want.len() < n {
+                        let Some(m) = system
+                            .pop_front()
+                            .or_else(|| stash.pop_front().map(|s| s.0))
+                            .or_else(|| user.pop_front())
+                        else {
+                            break;
+                        };
+                        want.push(m);
+                    }
+                    let mut out = VecDeque::new();
+                    prop_assert_eq!(mb.try_recv_batch(n, &mut out), Ok(want.len()));
+                    prop_assert_eq!(out.iter().copied().collect::<Vec<_>>(), want);
+                    out.clear();
+                    mb.recycle(out);
+                }
+                Op::Recycle(0) => mb.recycle(VecDeque::from([9999])),
+                Op::Recycle(k) => mb.recycle(VecDeque::with_capacity(k)),
                 Op::SetPolicy(p) => {
                     let next = [OverflowPolicy::DropNew, OverflowPolicy::DropOld, OverflowPolicy::Block][p as usize];
                     if cap == usize::MAX {
