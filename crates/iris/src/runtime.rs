@@ -262,9 +262,13 @@ impl ActorRef {
     /// Sends a message, as [`Runtime::send`] does.
     pub fn send(&self, msg: Message) -> Result<(), SendError> {
         let pid = self.actor.pid;
-        let hop = self.rt.hop(pid, &self.actor, msg);
-        self.rt
-            .finish_send(self.rt.follow(pid, pid, hop, Vec::new()))
+        match self.rt.hop(pid, &self.actor, msg) {
+            // The common case returns at once, without moving the message through `follow`.
+            Hop::Done(r) => r,
+            hop => self
+                .rt
+                .finish_send(self.rt.follow(pid, pid, hop, Vec::new())),
+        }
     }
 
     /// Sends user bytes.
@@ -1390,6 +1394,7 @@ impl Actor {
                 return BatchEnd::Ended;
             }
         }
+        self.mailbox.recycle(batch);
         BatchEnd::Drained
     }
 }
