@@ -117,23 +117,24 @@ struct History {
 
 /// The current behaviour and a bounded history for rollback. Most actors are never swapped,
 /// so the swappable cell and the history are made on the first swap: until then a message
-/// calls the initial behaviour directly (no `ArcSwap` load per message, none to drop at exit,
-/// no history allocated per spawn).
+/// calls the initial behaviour directly (stored inline, so a run touches no separate
+/// allocation to find it; no `ArcSwap` load per message, none to drop at exit, no history
+/// allocated per spawn).
 pub(crate) struct Behaviors {
-    initial: Arc<Versioned>,
+    initial: Versioned,
     /// Set by the first swap, before `swapped`.
     current: OnceLock<ArcSwap<Versioned>>,
     swapped: AtomicBool,
-    history: Mutex<Option<History>>,
+    history: Mutex<Option<Box<History>>>,
 }
 
 impl Behaviors {
     pub(crate) fn new(initial: Behavior) -> Behaviors {
         Behaviors {
-            initial: Arc::new(Versioned {
+            initial: Versioned {
                 version: 1,
                 behavior: initial,
-            }),
+            },
             current: OnceLock::new(),
             swapped: AtomicBool::new(false),
             history: Mutex::new(None),
@@ -163,11 +164,17 @@ impl Behaviors {
     }
 
     /// The history, made on first use; the caller holds its lock.
-    fn history<'a>(&'a self, guard: &'a mut Option<History>) -> &'a mut History {
-        guard.get_or_insert_with(|| History {
-            entries: VecDeque::from([self.initial.clone()]),
-            cursor: 0,
-            next_version: 2,
+    fn history<'a>(&'a self, guard: &'a mut Option<Box<History>>) -> &'a mut History {
+        guard.get_or_insert_with(|| {
+            let initial = Arc::new(Versioned {
+                version: 1,
+                behavior: self.initial.behavior.clone(),
+            });
+            Box::new(History {
+                entries: VecDeque::from([initial]),
+                cursor: 0,
+                next_version: 2,
+            })
         })
     }
 
@@ -182,7 +189,7 @@ impl Behaviors {
         self.swapped.store(true, Ordering::Release);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<History>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Box<History>>> {
         self.history.lock().unwrap_or_else(|e| e.into_inner())
     }
 
