@@ -21,8 +21,27 @@ pub type Pid = u64;
 
 static NEXT_PID: AtomicU64 = AtomicU64::new(1);
 
+/// PIDs a thread takes from [`NEXT_PID`] at once: threads that spawn concurrently then do
+/// not fight over one counter's cache line, and a thread's spawns get neighbouring PIDs.
+const PID_BLOCK: u64 = 64;
+
+thread_local! {
+    /// This thread's unused PIDs: `next..end`.
+    static PIDS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// A fresh PID: unique in the process, never 0, never reused.
 pub(crate) fn next_pid() -> Pid {
-    NEXT_PID.fetch_add(1, Ordering::Relaxed)
+    PIDS.with(|c| {
+        let (next, end) = c.get();
+        if next < end {
+            c.set((next + 1, end));
+            return next;
+        }
+        let start = NEXT_PID.fetch_add(PID_BLOCK, Ordering::Relaxed);
+        c.set((start + 1, start + PID_BLOCK));
+        start
+    })
 }
 
 /// Locks a mutex, ignoring poison: the runtime's own critical sections never leave state
@@ -148,6 +167,8 @@ pub(crate) struct Actor {
     /// get a task on their first message, so idle actors cost no task at all; virtual actors
     /// may also go back to dormant after an idle timeout.
     pub(crate) dormant: AtomicBool,
+    /// Set before an exit hook is added for this actor; `finish` looks for hooks only then.
+    pub(crate) hooked: AtomicBool,
     /// Set once the exit procedure started, so it runs exactly once.
     pub(crate) finishing: AtomicBool,
     /// The runtime, for the exit procedure of actors run by the scheduler loops.
@@ -179,6 +200,7 @@ impl Actor {
             linked: AtomicBool::new(false),
             monitored: AtomicBool::new(false),
             dormant: AtomicBool::new(lazy),
+            hooked: AtomicBool::new(false),
             finishing: AtomicBool::new(false),
             rt,
         }

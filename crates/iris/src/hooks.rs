@@ -42,11 +42,18 @@ impl ExitHooks {
     /// its remembered exit, or `noproc`) and `None` is returned.
     pub(crate) fn add(&self, inner: &Inner, pid: Pid, hook: ExitHook) -> Option<u64> {
         let mut shard = lock(self.shard(pid));
+        // The actor's `hooked` flag is set before the exit check: `finish` records the exit
+        // (under the recent-exit lock) and then reads the flag, so either the check below
+        // sees the exit or `finish` sees the flag and takes the hooks.
+        let actor = inner.table.get(pid);
+        if let Some(a) = &actor {
+            a.hooked.store(true, Ordering::SeqCst);
+        }
         // Checked under the shard lock: `finish` records the exit before it takes the hooks
         // under this lock, so a hook is either taken by `finish` or sees the exit here.
         let gone = match inner.recent_exit(pid) {
             Some(info) => Some(info),
-            None if inner.table.get(pid).is_none() => Some(noproc()),
+            None if actor.is_none() => Some(noproc()),
             None => None,
         };
         match gone {

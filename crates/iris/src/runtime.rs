@@ -1230,7 +1230,12 @@ fn finish(inner: &Arc<Inner>, actor: &Arc<Actor>, own: Option<ExitInfo>) {
     }
     crate::links::on_exit(inner, actor, &info);
     lock(&inner.recent_exits[pid as usize % RECENT_SHARDS]).record(pid, info.clone());
-    let hooks = inner.hooks.take(pid);
+    // Only an actor that ever had a hook can have one (see `ExitHooks::add`).
+    let hooks = if actor.hooked.load(Ordering::SeqCst) {
+        inner.hooks.take(pid)
+    } else {
+        Vec::new()
+    };
     inner.table.remove(pid);
     for hook in hooks {
         // A hook is runtime or binding code; a panic in one must not stop the others.
