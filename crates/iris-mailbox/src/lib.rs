@@ -6,4 +6,4 @@ mod error;
 mod mailbox;
 
 pub use error::{Closed, MailboxError, RecvError, TryRecvError};
-pub use mailbox::{Mailbox, Offer, OverflowPolicy, RECYCLE_BYTES, block_on};
+pub use mailbox::{Mailbox, Offer, OverflowPolicy, block_on};

@@ -116,9 +116,6 @@ impl<M> std::fmt::Debug for Mailbox<M> {
     }
 }
 
-/// The largest batch buffer [`Mailbox::recycle`] keeps, in bytes.
-pub const RECYCLE_BYTES: usize = 1024;
-
 /// Moves up to `n` messages from the front of `lane` to the back of `out`; the whole lane
 /// without copying when `out` is empty.
 fn take<M>(lane: &mut VecDeque<M>, n: usize, out: &mut VecDeque<M>) -> usize {
@@ -435,26 +432,6 @@ impl<M> Mailbox<M> {
         }
     }
 
-    /// Gives an emptied batch buffer (from [`Mailbox::try_recv_batch`] and friends) back to an
-    /// unbounded mailbox, which queues the next messages in it instead of allocating a new
-    /// one: a request/response pair then runs without touching the allocator. Only small
-    /// buffers (at most [`RECYCLE_BYTES`]) are kept, so an idle actor holds little; anything
-    /// else (a bounded mailbox, a buffer still holding messages) is simply dropped.
-    pub fn recycle(&self, buf: VecDeque<M>) {
-        if !buf.is_empty()
-            || buf.capacity() == 0
-            || buf.capacity().saturating_mul(size_of::<M>()) > RECYCLE_BYTES
-        {
-            return;
-        }
-        if let Some(mut rx) = self.rx()
-            && rx.is_empty()
-            && rx.capacity() == 0
-        {
-            *rx = buf;
-        }
-    }
-
     /// Closes the mailbox: queued messages (stash included) are dropped and returned, later
     /// pushes fail, the consumer sees the close once, and blocked senders get their message back.
     pub fn close(&self) -> Vec<M> {
@@ -575,6 +552,9 @@ impl<M> Mailbox<M> {
     /// unbounded mailbox refills its buffer from the lane in O(1) under the shared lock and
     /// copies out of the buffer after releasing it, so producers never wait for the copy.
     fn drain(&self, max: usize, out: &mut VecDeque<M>) -> usize {
+        if let Some(n) = self.drain_buffered(max.max(1), out) {
+            return n;
+        }
         let before = out.len();
         let max = max.max(1);
         let want = |out: &VecDeque<M>| max - (out.len() - before);
@@ -627,6 +607,32 @@ impl<M> Mailbox<M> {
             take(rx, want(out), out);
         }
         out.len() - before
+    }
+
+    /// The common case of [`Mailbox::drain`] on an unbounded mailbox with no system or stashed
+    /// message and no close: user messages from the consumer's buffer, refilled from the lane
+    /// with one swap (the shared lock is not taken at all when the lane is empty). `None`:
+    /// take the general path.
+    fn drain_buffered(&self, max: usize, out: &mut VecDeque<M>) -> Option<usize> {
+        if self.urgent.load(Ordering::Acquire) > 0 || self.is_closed() {
+            return None;
+        }
+        let mut rx = self.rx()?;
+        if rx.len() < max && self.lane.load(Ordering::SeqCst) {
+            let mut st = self.lock();
+            if !st.system.is_empty() || !st.stash.is_empty() || st.closed {
+                return None;
+            }
+            if rx.is_empty() {
+                std::mem::swap(&mut *rx, &mut st.user);
+            } else {
+                let short = max - rx.len();
+                take(&mut st.user, short, &mut rx);
+            }
+            self.sync(&st);
+        }
+        // An unbounded mailbox has no blocked senders to wake.
+        Some(take(&mut rx, max, out))
     }
 
     /// Moves up to `max` messages into `out` (system lane first).

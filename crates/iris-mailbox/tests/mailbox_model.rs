@@ -14,11 +14,11 @@ enum Op {
     Recv,
     Selective(u32),
     SetPolicy(u8),
-    /// A batch receive of up to n messages whose emptied buffer is given back.
+    /// A batch receive of up to n messages into the spare buffer, as a scheduler does (its
+    /// allocation becomes the mailbox's next buffer).
     Batch(usize),
-    /// A buffer handed to `recycle`: empty with this capacity, or (0) one still holding a
-    /// message, which must not end up in the mailbox.
-    Recycle(usize),
+    /// The spare buffer is replaced by an empty one of this capacity.
+    Spare(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -29,7 +29,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u32>().prop_map(|v| Op::Selective(v % 50)),
         1 => (0u8..3).prop_map(Op::SetPolicy),
         2 => (1usize..8).prop_map(Op::Batch),
-        1 => (0usize..40).prop_map(Op::Recycle),
+        1 => (0usize..40).prop_map(Op::Spare),
     ]
 }
 
@@ -46,6 +46,7 @@ proptest! {
         let mut stash: VecDeque<(u32, bool)> = VecDeque::new();
         let mut user: VecDeque<u32> = VecDeque::new();
         let mut policy = OverflowPolicy::DropNew;
+        let mut spare: VecDeque<u32> = VecDeque::new();
         for op in ops {
             match op {
                 Op::Offer(v) => {
@@ -113,14 +114,13 @@ proptest! {
                         };
                         want.push(m);
                     }
-                    let mut out = VecDeque::new();
+                    let mut out = std::mem::take(&mut spare);
                     prop_assert_eq!(mb.try_recv_batch(n, &mut out), Ok(want.len()));
                     prop_assert_eq!(out.iter().copied().collect::<Vec<_>>(), want);
                     out.clear();
-                    mb.recycle(out);
+                    spare = out;
                 }
-                Op::Recycle(0) => mb.recycle(VecDeque::from([9999])),
-                Op::Recycle(k) => mb.recycle(VecDeque::with_capacity(k)),
+                Op::Spare(k) => spare = VecDeque::with_capacity(k),
                 Op::SetPolicy(p) => {
                     let next = [OverflowPolicy::DropNew, OverflowPolicy::DropOld, OverflowPolicy::Block][p as usize];
                     if cap == usize::MAX {
