@@ -6,17 +6,19 @@
 //! outbound peer keeps its queue across reconnects (with backoff); when it cannot reconnect
 //! within the same window the node is declared down: its proxies exit with `Disconnect`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwapOption;
 use bytes::{Bytes, BytesMut};
 use iris_mailbox::{Mailbox, Offer, OverflowPolicy};
 use iris_supervisor::{ExitInfo, ExitReason};
 use iris_wire::{Cookie, DecodedFrame, Frame, FrameCodec, Handshake, error_code};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{oneshot, watch};
@@ -76,10 +78,51 @@ enum PeerStatus {
 struct Peer {
     addr: String,
     out: Arc<Mailbox<Frame>>,
+    /// The current connection's sending side, for senders that write to it directly.
+    wire: ArcSwapOption<Wire>,
     status: watch::Sender<PeerStatus>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Option<u64>>>>,
     proxies: Mutex<HashMap<u64, Pid>>,
     cancel: CancellationToken,
+}
+
+impl Peer {
+    /// Sends `frames` (emptying it) in order: written from this thread when the connection
+    /// is idle, else queued, waiting for room under back-pressure as any queued frame does.
+    fn send(&self, frames: &mut Vec<Frame>) {
+        if frames.is_empty() {
+            return;
+        }
+        if let Some(wire) = self.wire.load().as_ref()
+            && wire.try_send(&self.out, frames)
+        {
+            frames.clear();
+            return;
+        }
+        for frame in frames.drain(..) {
+            if let Offer::MustWait(f) = self.out.offer(frame) {
+                let _ = crate::runtime::blocking(|| self.out.push_wait_blocking(f, None));
+            }
+        }
+    }
+}
+
+/// Payload bytes a proxy gathers before it sends them without waiting for its batch to end:
+/// a direct write leaves at most about this much to the writer beyond the queue's bound.
+const FLUSH_BYTES: usize = 64 * 1024;
+
+/// A proxy's frames of the current batch, not yet sent.
+#[derive(Default)]
+struct Outgoing {
+    frames: Vec<Frame>,
+    bytes: usize,
+}
+
+impl Outgoing {
+    fn send(&mut self, peer: &Peer) {
+        peer.send(&mut self.frames);
+        self.bytes = 0;
+    }
 }
 
 /// A node's mesh state, created on first use.
@@ -193,29 +236,59 @@ impl FrameReader {
     }
 }
 
-async fn write_frames(
-    wr: &mut OwnedWriteHalf,
-    frames: impl IntoIterator<Item = Frame>,
-    timeout: Duration,
+/// Appends the encoded `frames` to `buf`.
+fn encode_frames<'a>(
+    frames: impl IntoIterator<Item = &'a Frame>,
+    buf: &mut BytesMut,
 ) -> Result<(), MeshError> {
     // Encoding is stateless; the frame limit applies to what we read.
     let mut codec = FrameCodec::new();
-    let mut buf = BytesMut::new();
     for f in frames {
         codec
-            .encode(f, &mut buf)
+            .encode(f, buf)
             .map_err(|e| MeshError::Protocol(e.to_string()))?;
     }
-    match tokio::time::timeout(timeout, wr.write_all(&buf)).await {
+    Ok(())
+}
+
+/// Writes all of `buf`, waiting for the socket to be writable when it is full.
+async fn write_all(
+    wr: &OwnedWriteHalf,
+    mut buf: &[u8],
+    timeout: Duration,
+) -> Result<(), MeshError> {
+    let run = async {
+        while !buf.is_empty() {
+            wr.writable().await?;
+            match wr.try_write(buf) {
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(timeout, run).await {
         Ok(r) => r.map_err(MeshError::Io),
         Err(_) => Err(MeshError::Timeout),
     }
 }
 
+async fn write_frames(
+    wr: &OwnedWriteHalf,
+    frames: impl IntoIterator<Item = Frame>,
+    timeout: Duration,
+) -> Result<(), MeshError> {
+    let mut buf = BytesMut::new();
+    let frames: Vec<Frame> = frames.into_iter().collect();
+    encode_frames(&frames, &mut buf)?;
+    write_all(wr, &buf, timeout).await
+}
+
 /// Runs the handshake on a fresh connection; returns the peer's node id.
 async fn handshake(
     reader: &mut FrameReader,
-    wr: &mut OwnedWriteHalf,
+    wr: &OwnedWriteHalf,
     mesh: &Mesh,
 ) -> Result<u64, MeshError> {
     let cfg = mesh.config();
@@ -253,30 +326,144 @@ async fn handshake(
     }
 }
 
-/// Drains `out` onto the socket, coalescing queued frames into one write.
+/// The sending side of one connection. Its writer task drains the connection's queue onto
+/// the socket, coalescing queued frames into one write; a sender that finds the writer idle
+/// and the queue empty writes to the socket itself instead ([`Wire::try_send`]), which saves
+/// the hop to the writer task and its thread wake-up on every message of a request/response
+/// exchange. Both paths take the frames they write under one lock, so a sender's frames stay
+/// in order whichever path each one took.
+struct Wire {
+    wr: OwnedWriteHalf,
+    state: Mutex<WireState>,
+}
+
+#[derive(Default)]
+struct WireState {
+    /// The writer task owns the socket: it is writing, or has bytes to write. Senders queue.
+    busy: bool,
+    /// The connection has ended; frames go to the queue (an outbound peer keeps it for the
+    /// next connection).
+    closed: bool,
+    /// What a sender's write left when the socket was full: the writer's next bytes.
+    leftover: BytesMut,
+    /// A sender's encoding buffer, kept between writes.
+    scratch: BytesMut,
+    /// The writer task while it is parked without work.
+    waker: Option<Waker>,
+}
+
+impl Wire {
+    fn new(wr: OwnedWriteHalf) -> Wire {
+        Wire {
+            wr,
+            state: Mutex::new(WireState::default()),
+        }
+    }
+
+    /// Writes `frames` to the socket from the calling thread if nothing is ahead of them
+    /// (the writer is idle and `out` is empty); what the socket does not take at once goes
+    /// to the writer task. `false`, with `frames` untouched, when they must be queued.
+    fn try_send(&self, out: &Mailbox<Frame>, frames: &[Frame]) -> bool {
+        let mut st = match self.state.try_lock() {
+            Ok(st) => st,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            // Another sender or the writer is at the socket: queue, the writer coalesces.
+            Err(std::sync::TryLockError::WouldBlock) => return false,
+        };
+        if st.busy || st.closed || out.has_messages() {
+            return false;
+        }
+        let mut buf = std::mem::take(&mut st.scratch);
+        buf.clear();
+        // An encoding error is left to the writer, which ends the connection on it.
+        if encode_frames(frames, &mut buf).is_err() {
+            return false;
+        }
+        let mut sent = 0;
+        while sent < buf.len() {
+            match self.wr.try_write(&buf[sent..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // Full (or failed): the writer waits for room (or reports the failure).
+                Err(_) => break,
+            }
+        }
+        if sent < buf.len() {
+            let _ = buf.split_to(sent);
+            st.leftover = buf;
+            st.busy = true;
+            if let Some(w) = st.waker.take() {
+                w.wake();
+            }
+        } else {
+            st.scratch = buf;
+        }
+        true
+    }
+
+    /// The writer's next bytes: a sender's leftover first, then up to 1024 queued frames.
+    /// `None` once `out` is closed and everything is written. While it returns bytes the
+    /// writer owns the socket; when there are none it parks and senders may write again.
+    fn poll_work(
+        &self,
+        cx: &mut Context<'_>,
+        out: &Mailbox<Frame>,
+        batch: &mut VecDeque<Frame>,
+    ) -> Poll<Option<Result<BytesMut, MeshError>>> {
+        let mut st = lock(&self.state);
+        let mut buf = std::mem::take(&mut st.leftover);
+        match out.poll_recv_batch(cx, 1024, batch) {
+            Poll::Ready(true) => {
+                let encoded = encode_frames(batch.iter(), &mut buf);
+                batch.clear();
+                if let Err(e) = encoded {
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+            Poll::Ready(false) if buf.is_empty() => return Poll::Ready(None),
+            Poll::Ready(false) | Poll::Pending => {}
+        }
+        if buf.is_empty() {
+            st.busy = false;
+            st.waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        st.busy = true;
+        Poll::Ready(Some(Ok(buf)))
+    }
+
+    /// Ends direct writes: from now on every frame is queued.
+    fn close(&self) {
+        let mut st = lock(&self.state);
+        st.closed = true;
+        st.waker = None;
+    }
+}
+
+/// Drains `out` (and the senders' leftovers) onto the socket of `wire`.
 async fn writer_loop(
-    mut wr: OwnedWriteHalf,
+    wire: Arc<Wire>,
     out: Arc<Mailbox<Frame>>,
     timeout: Duration,
     cancel: CancellationToken,
 ) {
-    let mut batch = std::collections::VecDeque::new();
+    let mut batch = VecDeque::new();
     loop {
-        let got = tokio::select! {
-            _ = cancel.cancelled() => return,
-            got = out.recv_batch(1024, &mut batch) => got,
+        let work = tokio::select! {
+            _ = cancel.cancelled() => break,
+            work = std::future::poll_fn(|cx| wire.poll_work(cx, &out, &mut batch)) => work,
         };
-        if !got {
-            return;
-        }
-        if write_frames(&mut wr, batch.drain(..), timeout)
-            .await
-            .is_err()
-        {
+        let Some(bytes) = work else { break };
+        let written = match bytes {
+            Ok(bytes) => write_all(&wire.wr, &bytes, timeout).await,
+            Err(e) => Err(e),
+        };
+        if written.is_err() {
             cancel.cancel();
-            return;
+            break;
         }
     }
+    wire.close();
 }
 
 /// Pings every heartbeat and cancels the connection after `missed` silent intervals.
@@ -457,10 +644,10 @@ async fn serve_inbound(
 ) {
     let _ = stream.set_nodelay(true);
     let cfg = mesh.config();
-    let (rd, mut wr) = stream.into_split();
+    let (rd, wr) = stream.into_split();
     let mut reader = FrameReader::new(rd, cfg.max_frame);
     // Unauthenticated peers are cut off here, before any frame reaches the runtime.
-    if handshake(&mut reader, &mut wr, &mesh).await.is_err() {
+    if handshake(&mut reader, &wr, &mesh).await.is_err() {
         return;
     }
     let cancel = stop.child_token();
@@ -471,7 +658,7 @@ async fn serve_inbound(
     };
     let last_seen = Arc::new(Mutex::new(Instant::now()));
     tokio::spawn(writer_loop(
-        wr,
+        Arc::new(Wire::new(wr)),
         inbound.out.clone(),
         cfg.io_timeout,
         cancel.clone(),
@@ -545,19 +732,21 @@ async fn peer_loop(peer: Arc<Peer>, rt: Weak<Inner>, mesh: Arc<Mesh>) {
         }
         let attempt = async {
             let stream = connect(&peer.addr, cfg.io_timeout).await?;
-            let (rd, mut wr) = stream.into_split();
+            let (rd, wr) = stream.into_split();
             let mut reader = FrameReader::new(rd, cfg.max_frame);
-            handshake(&mut reader, &mut wr, &mesh).await?;
+            handshake(&mut reader, &wr, &mesh).await?;
             Ok::<_, MeshError>((reader, wr))
         };
         match attempt.await {
             Ok((reader, wr)) => {
                 backoff = Duration::from_millis(20);
-                peer.status.send_replace(PeerStatus::Up);
                 let cancel = peer.cancel.child_token();
+                let wire = Arc::new(Wire::new(wr));
+                peer.wire.store(Some(wire.clone()));
+                peer.status.send_replace(PeerStatus::Up);
                 let last_seen = Arc::new(Mutex::new(Instant::now()));
                 tokio::spawn(writer_loop(
-                    wr,
+                    wire.clone(),
                     peer.out.clone(),
                     cfg.io_timeout,
                     cancel.clone(),
@@ -574,6 +763,9 @@ async fn peer_loop(peer: Arc<Peer>, rt: Weak<Inner>, mesh: Arc<Mesh>) {
                 };
                 reader_loop(reader, &peer.out, &last_seen, &sink, &mesh, &cancel).await;
                 cancel.cancel();
+                // Senders queue from here on; the queue waits for the next connection.
+                wire.close();
+                peer.wire.store(None);
                 if peer.cancel.is_cancelled() {
                     break "mesh closed".to_owned();
                 }
@@ -606,6 +798,7 @@ fn node_down(peer: &Arc<Peer>, rt: &Weak<Inner>, mesh: &Mesh, why: String) {
         }
     }
     peer.status.send_replace(PeerStatus::Down(why));
+    peer.wire.store(None);
     peer.out.close();
     lock(&peer.pending).clear();
     let proxies: Vec<Pid> = lock(&peer.proxies).drain().map(|(_, p)| p).collect();
@@ -715,6 +908,7 @@ impl Runtime {
                     let peer = Arc::new(Peer {
                         addr: addr.to_owned(),
                         out: new_queue(mesh.config().outbound_capacity),
+                        wire: ArcSwapOption::empty(),
                         status,
                         pending: Mutex::new(HashMap::new()),
                         proxies: Mutex::new(HashMap::new()),
@@ -761,17 +955,28 @@ impl Runtime {
         {
             return Ok(p);
         }
-        let out = peer.out.clone();
+        // The frames of one batch of messages are sent together when the batch ends (or
+        // when `FLUSH_BYTES` have gathered): in one write if the connection is idle, else
+        // through the queue (see `Peer::send`).
+        let buffered = Arc::new(Mutex::new(Outgoing::default()));
+        let (peer_a, peer_b) = (peer.clone(), peer.clone());
+        let to_send = buffered.clone();
         let behavior = Behavior::from_fn(move |m| {
             let Message::User(data) = m else { return };
-            let frame = Frame::User {
+            let mut out = lock(&buffered);
+            out.bytes += data.len();
+            out.frames.push(Frame::User {
                 target: remote,
                 sender: 0,
                 data,
-            };
-            if let Offer::MustWait(f) = out.offer(frame) {
-                let _ = crate::runtime::blocking(|| out.push_wait_blocking(f, None));
+            });
+            if out.bytes >= FLUSH_BYTES {
+                out.send(&peer_a);
             }
+        })
+        .with_batch_guard(move |batch| {
+            batch();
+            lock(&to_send).send(&peer_b);
         });
         let pid = self
             .try_spawn_behavior(behavior, SpawnOptions::default())
@@ -906,10 +1111,10 @@ impl Runtime {
         let probe = async move {
             let cfg = mesh.config();
             let stream = connect(addr, timeout).await?;
-            let (rd, mut wr) = stream.into_split();
+            let (rd, wr) = stream.into_split();
             let mut reader = FrameReader::new(rd, cfg.max_frame);
-            handshake(&mut reader, &mut wr, &mesh).await?;
-            write_frames(&mut wr, [Frame::Ping { nonce: 1 }], timeout).await?;
+            handshake(&mut reader, &wr, &mesh).await?;
+            write_frames(&wr, [Frame::Ping { nonce: 1 }], timeout).await?;
             loop {
                 match reader.next().await? {
                     Some(DecodedFrame::Frame(Frame::Pong { nonce: 1 })) => return Ok(()),

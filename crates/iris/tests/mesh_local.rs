@@ -130,6 +130,68 @@ fn mesh_hundred_thousand_messages_arrive_complete_and_in_order() {
 }
 
 #[test]
+fn mesh_a_stalled_receiver_fills_the_socket_and_the_queue_and_loses_nothing() {
+    // The receiving actor holds its first message until released and has a small `Block`
+    // mailbox, so the server's connection reader stops reading: the sender's direct writes
+    // find the socket full, the rest waits in the writer and the queue (4 frames, then the
+    // proxy blocks). Once released, every frame must arrive, in order.
+    let (server, addr) = node("stall");
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (g, log) = (gate.clone(), seen.clone());
+    let sink = server
+        .spawn_handler_bounded(
+            move |m| {
+                let (g, log) = (g.clone(), log.clone());
+                async move {
+                    if let Message::User(data) = m {
+                        let i = u64::from_be_bytes(data[..8].try_into().unwrap());
+                        if i == 0 {
+                            g.notified().await;
+                        }
+                        log.lock().unwrap().push(i);
+                    }
+                }
+            },
+            100,
+            2,
+        )
+        .unwrap();
+    server
+        .set_overflow_policy(sink, OverflowPolicy::Block)
+        .unwrap();
+    server.register("stalled", sink).unwrap();
+    let client = Runtime::new();
+    client.set_mesh_config(MeshConfig {
+        outbound_capacity: 4,
+        ..config("stall")
+    });
+    let proxy = client
+        .resolve_remote_blocking(&addr, "stalled")
+        .unwrap()
+        .unwrap();
+    const N: u64 = 160;
+    let mut data = vec![0u8; 512 * 1024];
+    for i in 0..N {
+        data[..8].copy_from_slice(&i.to_be_bytes());
+        client
+            .send(proxy, Message::User(Bytes::copy_from_slice(&data)))
+            .unwrap();
+    }
+    // 80 MiB is more than the loopback buffers and a 4-frame queue hold: once the server
+    // stops reading, the proxy is stuck with messages left.
+    wait_until("the server to stop reading", || {
+        server.mailbox_size(sink) == Some(2)
+    });
+    wait_until("the proxy to back up", || {
+        client.mailbox_size(proxy).is_some_and(|n| n > 0)
+    });
+    gate.notify_one();
+    wait_until("all arrived", || seen.lock().unwrap().len() == N as usize);
+    assert_eq!(*seen.lock().unwrap(), (0..N).collect::<Vec<_>>());
+}
+
+#[test]
 fn mesh_wrong_cookie_can_neither_resolve_nor_send_and_the_node_keeps_serving() {
     let (server, addr) = node("right");
     let log = recorder(&server, "svc");
