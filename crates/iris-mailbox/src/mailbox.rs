@@ -299,10 +299,37 @@ impl<M> Mailbox<M> {
     }
 
     /// Queues a user message if there is room, or says what the overflow policy asks for.
+    #[inline]
     pub fn offer(&self, msg: M) -> Offer<M> {
         if self.is_closed() {
             return Offer::Closed(msg);
         }
+        if self.rx.is_some() {
+            return self.push_unbounded(msg);
+        }
+        self.offer_bounded(msg)
+    }
+
+    /// [`Mailbox::offer`] on an unbounded mailbox: always room, no policy.
+    fn push_unbounded(&self, msg: M) -> Offer<M> {
+        let mut st = self.lock();
+        if st.closed {
+            return Offer::Closed(msg);
+        }
+        st.user.push_back(msg);
+        // `sync` for the one thing that changed (the system lane and stash did not).
+        if !self.lane.load(Ordering::Relaxed) {
+            self.lane.store(true, Ordering::SeqCst);
+        }
+        let waker = st.rx_waker.take();
+        drop(st);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Offer::Queued
+    }
+
+    fn offer_bounded(&self, msg: M) -> Offer<M> {
         let mut st = self.lock();
         if st.closed {
             return Offer::Closed(msg);

@@ -262,7 +262,18 @@ impl ActorRef {
     /// Sends a message, as [`Runtime::send`] does.
     pub fn send(&self, msg: Message) -> Result<(), SendError> {
         let pid = self.actor.pid;
-        match self.rt.hop(pid, &self.actor, msg) {
+        let hop = match msg {
+            // The common case, queued in place: no hop or result carries the message around.
+            Message::User(_) => match self.actor.mailbox.offer(msg) {
+                Offer::Queued => {
+                    self.rt.activate(&self.actor);
+                    return Ok(());
+                }
+                offer => self.rt.offered(pid, &self.actor, offer),
+            },
+            system => self.rt.hop(pid, &self.actor, system),
+        };
+        match hop {
             // The common case returns at once, without moving the message through `follow`.
             Hop::Done(r) => r,
             hop => self
@@ -751,7 +762,13 @@ impl Runtime {
             }
             user => user,
         };
-        match actor.mailbox.offer(user) {
+        self.offered(target, actor, actor.mailbox.offer(user))
+    }
+
+    /// What an offer of a user message to `actor` (found as `target`) means for the delivery.
+    #[inline]
+    fn offered(&self, target: Pid, actor: &Arc<Actor>, offer: Offer<Message>) -> Hop {
+        match offer {
             Offer::Queued | Offer::Evicted(_) => {
                 self.activate(actor);
                 Hop::Done(Ok(()))
