@@ -295,7 +295,12 @@ async fn scheduler_loop(shared: Arc<Shared>, temporary: bool) {
                 }
             }
         }
-        // Let timers, I/O and task-based actors on this worker run between batches.
-        tokio::task::yield_now().await;
+        // Let timers, I/O and task-based actors on this worker run between batches. With the
+        // queue empty the loop parks on `notify` next, which gives them the worker anyway; a
+        // yield there only made Tokio wake the sibling worker (a futex wake per batch, so per
+        // message on a request/response chain).
+        if !shared.lock().is_empty() {
+            tokio::task::yield_now().await;
+        }
     }
 }
