@@ -57,10 +57,7 @@ pub(crate) struct Inner {
 
 impl Inner {
     pub(crate) fn recent_exit(&self, pid: Pid) -> Option<ExitInfo> {
-        lock(&self.recent_exits[pid as usize % RECENT_SHARDS])
-            .by_pid
-            .get(&pid)
-            .cloned()
+        lock(&self.recent_exits[pid as usize % RECENT_SHARDS]).find(pid)
     }
 }
 
@@ -70,21 +67,29 @@ const RECENT_SHARDS: usize = 16;
 /// How many recent exits `join` remembers.
 const RECENT_EXITS: usize = 4096 / RECENT_SHARDS;
 
+/// One shard's recent exits, oldest first. Every exit records here and only `join`, `monitor`
+/// and exit hooks of already-gone actors look, so recording is a ring push (no hash map
+/// insert and evict per exit) and a look scans at most [`RECENT_EXITS`] entries.
 #[derive(Default)]
 struct RecentExits {
-    by_pid: crate::actor::PidMap<ExitInfo>,
-    order: std::collections::VecDeque<Pid>,
+    ring: std::collections::VecDeque<(Pid, ExitInfo)>,
 }
 
 impl RecentExits {
     fn record(&mut self, pid: Pid, info: ExitInfo) {
-        if self.order.len() == RECENT_EXITS
-            && let Some(old) = self.order.pop_front()
-        {
-            self.by_pid.remove(&old);
+        if self.ring.len() == RECENT_EXITS {
+            self.ring.pop_front();
         }
-        self.order.push_back(pid);
-        self.by_pid.insert(pid, info);
+        self.ring.push_back((pid, info));
+    }
+
+    fn find(&self, pid: Pid) -> Option<ExitInfo> {
+        // PIDs are never reused: at most one entry matches.
+        self.ring
+            .iter()
+            .rev()
+            .find(|(p, _)| *p == pid)
+            .map(|(_, info)| info.clone())
     }
 }
 
