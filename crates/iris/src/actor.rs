@@ -211,10 +211,10 @@ impl Actor {
     }
 }
 
-/// A hasher for sequential PIDs that keeps their order: the bucket comes from the PID itself
-/// (over the shard count), the tag byte from a multiply. PIDs spawned together are used
-/// together (a burst of spawns, their first messages, their exits), and this way they share
-/// cache lines; a multiplied hash scattered them over the whole table, and spawning 100k
+/// A hasher for PIDs in a [`shard_of`] shard that keeps their order: the bucket comes from the
+/// PID's place among its shard's PIDs, the tag byte from a multiply. PIDs spawned together are
+/// used together (a burst of spawns, their first messages, their exits), and this way they
+/// share cache lines; a multiplied hash scattered them over the whole table, and spawning 100k
 /// actors ran at half the speed (a folded 128-bit multiply was slower still).
 #[derive(Default)]
 pub(crate) struct PidHasher(u64);
@@ -229,23 +229,36 @@ impl Hasher for PidHasher {
         }
     }
     fn write_u64(&mut self, n: u64) {
-        // Low bits: the PID over the table's shard count, so PIDs spawned one after another
-        // sit in neighbouring buckets (spawns, sends and exits of a burst share cache lines);
-        // top seven bits (hashbrown's tag byte): a multiply, so a probe rejects the
-        // neighbours without reading them.
+        // Low bits: the PID's index among its shard's PIDs (whole blocks of PID_BLOCK), so
+        // PIDs spawned one after another sit in neighbouring buckets; top seven bits
+        // (hashbrown's tag byte): a multiply, so a probe rejects the neighbours unread.
         let tag = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) & (0x7F << 57);
-        self.0 = (n / SHARDS as u64) | tag;
+        let index = n / (PID_BLOCK * SHARDS as u64) * PID_BLOCK + n % PID_BLOCK;
+        self.0 = index | tag;
     }
 }
 
 /// A map keyed by PID, with [`PidHasher`].
 pub(crate) type PidMap<V> = HashMap<Pid, V, BuildHasherDefault<PidHasher>>;
 
-const SHARDS: usize = 64;
+/// Shards of the PID-keyed tables (actors, exit hooks).
+pub(crate) const SHARDS: usize = 64;
+
+/// The shard of `pid`: its whole block of [`PID_BLOCK`] PIDs, which one thread spawned, goes
+/// to one shard, so two schedulers spawning and retiring actors at once mostly lock
+/// different shards (each on cache lines of its own, [`Padded`]).
+pub(crate) fn shard_of(pid: Pid) -> usize {
+    (pid / PID_BLOCK) as usize % SHARDS
+}
+
+/// A value on cache lines of its own (128 bytes: adjacent-line prefetch pairs 64-byte lines),
+/// so neighbouring shards locked by different threads do not bounce one line between cores.
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
 
 /// PID → actor, sharded so lookups from many threads rarely meet on a lock.
 pub(crate) struct Table {
-    shards: Box<[RwLock<PidMap<Arc<Actor>>>]>,
+    shards: Box<[Padded<RwLock<PidMap<Arc<Actor>>>>]>,
     live: AtomicUsize,
 }
 
@@ -253,14 +266,14 @@ impl Table {
     pub(crate) fn new() -> Table {
         Table {
             shards: (0..SHARDS)
-                .map(|_| RwLock::new(PidMap::default()))
+                .map(|_| Padded(RwLock::new(PidMap::default())))
                 .collect(),
             live: AtomicUsize::new(0),
         }
     }
 
     fn shard(&self, pid: Pid) -> &RwLock<PidMap<Arc<Actor>>> {
-        &self.shards[(pid as usize) % SHARDS]
+        &self.shards[shard_of(pid)].0
     }
 
     pub(crate) fn get(&self, pid: Pid) -> Option<Arc<Actor>> {
@@ -307,7 +320,7 @@ impl Table {
         let mut out = Vec::new();
         for s in self.shards.iter() {
             out.extend(
-                s.read()
+                s.0.read()
                     .unwrap_or_else(|e| e.into_inner())
                     .values()
                     .cloned(),

@@ -6,18 +6,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use iris_supervisor::{ExitInfo, ExitReason};
 
-use crate::actor::{Pid, PidMap, lock};
+use crate::actor::{Padded, Pid, PidMap, SHARDS, lock, shard_of};
 use crate::runtime::Inner;
 
 /// A callback run once with the PID and the exit of the actor it watches.
 pub(crate) type ExitHook = Box<dyn FnOnce(Pid, &ExitInfo) + Send>;
 
-const SHARDS: usize = 16;
-
 type Shard = Mutex<PidMap<Vec<(u64, ExitHook)>>>;
 
 pub(crate) struct ExitHooks {
-    shards: Box<[Shard]>,
+    shards: Box<[Padded<Shard>]>,
     next: AtomicU64,
 }
 
@@ -29,13 +27,15 @@ pub(crate) fn noproc() -> ExitInfo {
 impl ExitHooks {
     pub(crate) fn new() -> ExitHooks {
         ExitHooks {
-            shards: (0..SHARDS).map(|_| Mutex::new(PidMap::default())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Padded(Mutex::new(PidMap::default())))
+                .collect(),
             next: AtomicU64::new(1),
         }
     }
 
     fn shard(&self, pid: Pid) -> &Shard {
-        &self.shards[pid as usize % SHARDS]
+        &self.shards[shard_of(pid)].0
     }
 
     /// Registers `hook` on `pid`. If the actor is already gone the hook runs at once (with
@@ -97,7 +97,7 @@ impl ExitHooks {
     pub(crate) fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| lock(s).values().map(Vec::len).sum::<usize>())
+            .map(|s| lock(&s.0).values().map(Vec::len).sum::<usize>())
             .sum()
     }
 }
