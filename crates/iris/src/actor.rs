@@ -257,8 +257,11 @@ pub(crate) fn shard_of(pid: Pid) -> usize {
 pub(crate) struct Padded<T>(pub(crate) T);
 
 /// PID → actor, sharded so lookups from many threads rarely meet on a lock.
+/// One shard of the actor table.
+type TableShard = RwLock<PidMap<Arc<Actor>>>;
+
 pub(crate) struct Table {
-    shards: Box<[Padded<RwLock<PidMap<Arc<Actor>>>>]>,
+    shards: Box<[Padded<TableShard>]>,
     live: AtomicUsize,
 }
 
@@ -272,7 +275,7 @@ impl Table {
         }
     }
 
-    fn shard(&self, pid: Pid) -> &RwLock<PidMap<Arc<Actor>>> {
+    fn shard(&self, pid: Pid) -> &TableShard {
         &self.shards[shard_of(pid)].0
     }
 
