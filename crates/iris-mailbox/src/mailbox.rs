@@ -99,6 +99,47 @@ pub struct Mailbox<M> {
     urgent: AtomicUsize,
     /// `true` while `State::user` holds a message, mirrored like `urgent`.
     lane: AtomicBool,
+    /// Messages in the consumer's buffer (`rx`), published by [`Rx`] whenever it changes.
+    buffered: AtomicUsize,
+}
+
+/// The consumer's buffer, locked. Its length is published to `Mailbox::buffered` when the
+/// lock is released, and by [`Rx::publish`] before the lane's flag is cleared after a refill,
+/// so [`Mailbox::has_messages`] never sees a message in neither place.
+struct Rx<'a, M> {
+    buf: MutexGuard<'a, VecDeque<M>>,
+    len: &'a AtomicUsize,
+}
+
+impl<M> Rx<'_, M> {
+    /// Publishes the length; stores only on a change, so a consumer that keeps up with its
+    /// producers does not keep writing a line they read.
+    fn publish(&self) {
+        let len = self.buf.len();
+        if self.len.load(Ordering::Relaxed) != len {
+            self.len.store(len, Ordering::SeqCst);
+        }
+    }
+}
+
+impl<M> std::ops::Deref for Rx<'_, M> {
+    type Target = VecDeque<M>;
+    fn deref(&self) -> &VecDeque<M> {
+        &self.buf
+    }
+}
+
+impl<M> std::ops::DerefMut for Rx<'_, M> {
+    fn deref_mut(&mut self) -> &mut VecDeque<M> {
+        &mut self.buf
+    }
+}
+
+impl<M> Drop for Rx<'_, M> {
+    fn drop(&mut self) {
+        // Before the guard (a field) unlocks.
+        self.publish();
+    }
 }
 
 impl<M> Default for Mailbox<M> {
@@ -170,6 +211,7 @@ impl<M> Mailbox<M> {
             rx: capacity.is_none().then(|| Mutex::new(VecDeque::new())),
             urgent: AtomicUsize::new(0),
             lane: AtomicBool::new(false),
+            buffered: AtomicUsize::new(0),
             state: Mutex::new(State {
                 system: VecDeque::new(),
                 user: VecDeque::new(),
@@ -193,8 +235,11 @@ impl<M> Mailbox<M> {
     }
 
     /// The consumer's buffer (unbounded mailboxes only). Lock order: `rx` before `state`.
-    fn rx(&self) -> Option<MutexGuard<'_, VecDeque<M>>> {
-        Some(self.rx.as_ref()?.lock().unwrap_or_else(|e| e.into_inner()))
+    fn rx(&self) -> Option<Rx<'_, M>> {
+        Some(Rx {
+            buf: self.rx.as_ref()?.lock().unwrap_or_else(|e| e.into_inner()),
+            len: &self.buffered,
+        })
     }
 
     /// Publishes what the lock-free checks read: the size of the system lane and stash
@@ -230,6 +275,7 @@ impl<M> Mailbox<M> {
             return Buffered::Slow;
         }
         std::mem::swap(&mut *rx, &mut st.user);
+        rx.publish();
         self.sync(&st);
         drop(st);
         rx.pop_front().map_or(Buffered::Empty, Buffered::Got)
@@ -267,14 +313,13 @@ impl<M> Mailbox<M> {
         self.len() == 0
     }
 
-    /// `true` when any message (system, stashed or user) is waiting. Takes no shared lock:
-    /// it reads the mirrored lane state, then the consumer's buffer (in that order, since the
-    /// consumer moves messages from the lane to its buffer).
+    /// `true` when any message (system, stashed or user) is waiting. Takes no lock: it reads
+    /// the mirrored lane state, then the consumer buffer's published length (in that order:
+    /// a refill publishes the buffer before it clears the lane's flag).
     pub fn has_messages(&self) -> bool {
-        if self.urgent.load(Ordering::SeqCst) > 0 || self.lane.load(Ordering::SeqCst) {
-            return true;
-        }
-        self.rx().is_some_and(|rx| !rx.is_empty())
+        self.urgent.load(Ordering::SeqCst) > 0
+            || self.lane.load(Ordering::SeqCst)
+            || self.buffered.load(Ordering::SeqCst) > 0
     }
 
     /// `true` once [`Mailbox::close`] ran.
@@ -492,7 +537,7 @@ impl<M> Mailbox<M> {
     /// Pops the next message: system lane, then stash, then the consumer's buffer, then the
     /// user lane (refilling the buffer from it). Call with `rx` locked before `st`. The flag
     /// says whether it was a user message (which makes room for blocked senders).
-    fn pop_from(&self, st: &mut State<M>, rx: Option<&mut VecDeque<M>>) -> Option<(M, bool)> {
+    fn pop_from(&self, st: &mut State<M>, rx: Option<&mut Rx<'_, M>>) -> Option<(M, bool)> {
         let popped = if let Some(m) = st.system.pop_front() {
             Some((m, false))
         } else if let Some(s) = st.stash.pop_front() {
@@ -504,9 +549,11 @@ impl<M> Mailbox<M> {
             None
         } else if let Some(rx) = rx {
             if rx.is_empty() {
-                std::mem::swap(rx, &mut st.user);
+                std::mem::swap(&mut **rx, &mut st.user);
             }
-            rx.pop_front().map(|m| (m, true))
+            let popped = rx.pop_front().map(|m| (m, true));
+            rx.publish();
+            popped
         } else {
             st.user.pop_front().map(|m| (m, true))
         };
@@ -527,7 +574,7 @@ impl<M> Mailbox<M> {
     fn pop_or_lock(&self) -> Result<M, MutexGuard<'_, State<M>>> {
         let mut rx = self.rx();
         let mut st = self.lock();
-        let Some((m, user)) = self.pop_from(&mut st, rx.as_deref_mut()) else {
+        let Some((m, user)) = self.pop_from(&mut st, rx.as_mut()) else {
             return Err(st);
         };
         let wake = if user {
@@ -608,8 +655,8 @@ impl<M> Mailbox<M> {
                 }
             }
             if want(out) > 0 && !st.closed {
-                match rx.as_deref_mut() {
-                    Some(rx) if rx.is_empty() => std::mem::swap(rx, &mut st.user),
+                match rx.as_mut() {
+                    Some(rx) if rx.is_empty() => std::mem::swap(&mut **rx, &mut st.user),
                     // A few left in the buffer (after single receives): top it up from the
                     // lane, so a batch is not cut short while messages wait.
                     Some(rx) if rx.len() < want(out) => {
@@ -619,6 +666,9 @@ impl<M> Mailbox<M> {
                     Some(_) => {}
                     None => user |= take(&mut st.user, want(out), out) > 0,
                 }
+            }
+            if let Some(rx) = &rx {
+                rx.publish();
             }
             self.sync(&st);
             if user {
@@ -656,6 +706,7 @@ impl<M> Mailbox<M> {
                 let short = max - rx.len();
                 take(&mut st.user, short, &mut rx);
             }
+            rx.publish();
             self.sync(&st);
         }
         // An unbounded mailbox has no blocked senders to wake.
@@ -760,12 +811,14 @@ impl<M> Mailbox<M> {
                 if let Some(m) = st.system.pop_front() {
                     self.sync(&st);
                     (m, false, Vec::new())
-                } else if let Some(m) = match rx.as_deref_mut() {
+                } else if let Some(m) = match rx.as_mut() {
                     Some(rx) => {
                         if rx.is_empty() {
-                            std::mem::swap(rx, &mut st.user);
+                            std::mem::swap(&mut **rx, &mut st.user);
                         }
-                        rx.pop_front()
+                        let m = rx.pop_front();
+                        rx.publish();
+                        m
                     }
                     None => st.user.pop_front(),
                 } {

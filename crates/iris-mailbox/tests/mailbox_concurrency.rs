@@ -220,3 +220,60 @@ fn unbounded_buffer_keeps_order_under_mixed_receives() {
     expected.push(systems);
     check_order(&got, &expected);
 }
+
+/// `has_messages` takes no lock: while the consumer moves messages from the lane to its buffer
+/// and receives all but the last one, an observer on other threads must never see an empty
+/// mailbox, and producers keep adding meanwhile.
+#[test]
+fn has_messages_never_misses_a_queued_message_under_concurrent_receives() {
+    for round in 0..200u64 {
+        let mb = Arc::new(Mailbox::unbounded());
+        for i in 0..200u64 {
+            assert_eq!(mb.offer(i), Offer::Queued);
+        }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let observers: Vec<_> = (0..2)
+            .map(|_| {
+                let (mb, stop) = (mb.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                        assert!(
+                            mb.has_messages(),
+                            "a queued message was not seen (round {round})"
+                        );
+                    }
+                })
+            })
+            .collect();
+        let producer = {
+            let mb = mb.clone();
+            std::thread::spawn(move || {
+                for i in 200..400u64 {
+                    assert_eq!(mb.offer(i), Offer::Queued);
+                    if i % 16 == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+            })
+        };
+        // Singles and batches, 150 of the 200 queued before: at least 50 always remain.
+        let mut got = Vec::new();
+        let mut batch = VecDeque::new();
+        while got.len() < 150 {
+            if got.len() % 3 == 0 {
+                got.push(mb.try_recv().expect("queued"));
+            } else {
+                mb.try_recv_batch(5, &mut batch).unwrap();
+                got.extend(batch.drain(..));
+            }
+        }
+        producer.join().unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        for o in observers {
+            o.join().unwrap();
+        }
+        got.extend(std::iter::from_fn(|| mb.try_recv().ok()));
+        assert_eq!(got, (0..400).collect::<Vec<u64>>());
+        assert!(!mb.has_messages());
+    }
+}
