@@ -42,7 +42,7 @@ pub(crate) struct Inner {
     /// Message logs of observed actors.
     pub(crate) observed: Mutex<HashMap<Pid, crate::observe::Log>>,
     /// Exit reasons of recently exited actors, so `join` right after an exit still answers.
-    recent_exits: Box<[Mutex<RecentExits>]>,
+    recent_exits: Box<[crate::actor::Padded<Mutex<RecentExits>>]>,
     /// Code to run when a given actor exits.
     pub(crate) hooks: crate::hooks::ExitHooks,
     /// Names and paths.
@@ -57,12 +57,18 @@ pub(crate) struct Inner {
 
 impl Inner {
     pub(crate) fn recent_exit(&self, pid: Pid) -> Option<ExitInfo> {
-        lock(&self.recent_exits[pid as usize % RECENT_SHARDS]).find(pid)
+        lock(&self.recent_exits[recent_shard(pid)].0).find(pid)
     }
 }
 
 /// Shards of the recent-exit memory, so exits on different threads rarely share a lock.
 const RECENT_SHARDS: usize = 16;
+
+/// The recent-exit shard of `pid`: by PID block, as the actor table, so the two schedulers
+/// retiring actors at once mostly lock different shards.
+fn recent_shard(pid: Pid) -> usize {
+    crate::actor::shard_of(pid) % RECENT_SHARDS
+}
 
 /// How many recent exits `join` remembers.
 const RECENT_EXITS: usize = 4096 / RECENT_SHARDS;
@@ -354,7 +360,7 @@ impl Runtime {
                 shutting_down: AtomicBool::new(false),
                 observed: Mutex::new(HashMap::new()),
                 recent_exits: (0..RECENT_SHARDS)
-                    .map(|_| Mutex::new(RecentExits::default()))
+                    .map(|_| crate::actor::Padded(Mutex::new(RecentExits::default())))
                     .collect(),
                 hooks: crate::hooks::ExitHooks::new(),
                 registry: iris_registry::Registry::new(),
@@ -1251,7 +1257,7 @@ fn finish(inner: &Arc<Inner>, actor: &Arc<Actor>, own: Option<ExitInfo>) {
         inner.registry.remove_pid(pid);
     }
     crate::links::on_exit(inner, actor, &info);
-    lock(&inner.recent_exits[pid as usize % RECENT_SHARDS]).record(pid, info.clone());
+    lock(&inner.recent_exits[recent_shard(pid)].0).record(pid, info.clone());
     // Only an actor that ever had a hook can have one (see `ExitHooks::add`).
     let hooks = if actor.hooked.load(Ordering::SeqCst) {
         inner.hooks.take(pid)
