@@ -76,7 +76,10 @@ fn selected(id: &str) -> bool {
 
 /// Skynet outside criterion: a run of kameo or ractor takes 5–20 s on two cores, so eleven
 /// of them per system (criterion's minimum) would take the full bench past a quarter of an
-/// hour. Every system gets the same: the median of three runs (one with `--quick`).
+/// hour. Every system gets the same: one warm-up run, then the median of three (no warm-up and
+/// one run with `--quick`). The warm-up is what criterion gives the other scenarios and what
+/// `skynet.escript` gives the BEAM: the first run in a process also pays for faulting in the
+/// memory of 1M actors, which no later run does.
 fn skynet_rows(systems: &[(&str, Box<dyn Scenarios>)]) {
     // Not in criterion's test mode (`cargo test --benches` runs each bench once, no `--bench`).
     if !selected("skynet") || !std::env::args().any(|a| a == "--bench") {
@@ -89,6 +92,10 @@ fn skynet_rows(systems: &[(&str, Box<dyn Scenarios>)]) {
     };
     let mut values = Vec::new();
     for (name, s) in systems {
+        if runs > 1 {
+            let (sum, _) = s.skynet(sizes::SKYNET_DEPTH);
+            assert_eq!(sum, skynet_sum(sizes::SKYNET_DEPTH), "{name} warm-up");
+        }
         let mut ms: Vec<f64> = (0..runs)
             .map(|_| {
                 let (sum, t) = s.skynet(sizes::SKYNET_DEPTH);
