@@ -247,6 +247,7 @@ impl<M> Mailbox<M> {
     /// after changing any of them. The stores are sequentially consistent and made only on a
     /// change: an actor going idle sets its flag and then asks [`Mailbox::has_messages`],
     /// while a sender queues and then reads that flag, so one of the two always sees the other.
+    #[inline]
     fn sync(&self, st: &State<M>) {
         let urgent = st.system.len() + st.stash.len();
         if self.urgent.load(Ordering::Relaxed) != urgent {
@@ -256,6 +257,21 @@ impl<M> Mailbox<M> {
         if self.lane.load(Ordering::Relaxed) != lane {
             self.lane.store(lane, Ordering::SeqCst);
         }
+    }
+
+    /// Refills the consumer's buffer from the lane to `want` messages (the whole lane in one
+    /// swap when the buffer is empty; its messages are older than the lane's) and publishes
+    /// the buffer's length. Call under the state lock, before the `sync` that clears the lane's
+    /// flag, so [`Mailbox::has_messages`] never sees a message in neither place.
+    #[inline]
+    fn refill(st: &mut State<M>, rx: &mut Rx<'_, M>, want: usize) {
+        if rx.is_empty() {
+            std::mem::swap(&mut **rx, &mut st.user);
+        } else if rx.len() < want {
+            let short = want - rx.len();
+            take(&mut st.user, short, rx);
+        }
+        rx.publish();
     }
 
     /// Pops the oldest user message of an unbounded mailbox without the shared lock when the
@@ -274,8 +290,7 @@ impl<M> Mailbox<M> {
         if !st.system.is_empty() || !st.stash.is_empty() || st.closed {
             return Buffered::Slow;
         }
-        std::mem::swap(&mut *rx, &mut st.user);
-        rx.publish();
+        Self::refill(&mut st, &mut rx, 1);
         self.sync(&st);
         drop(st);
         rx.pop_front().map_or(Buffered::Empty, Buffered::Got)
@@ -362,10 +377,7 @@ impl<M> Mailbox<M> {
             return Offer::Closed(msg);
         }
         st.user.push_back(msg);
-        // `sync` for the one thing that changed (the system lane and stash did not).
-        if !self.lane.load(Ordering::Relaxed) {
-            self.lane.store(true, Ordering::SeqCst);
-        }
+        self.sync(&st);
         let waker = st.rx_waker.take();
         drop(st);
         if let Some(w) = waker {
@@ -548,12 +560,8 @@ impl<M> Mailbox<M> {
         } else if st.closed {
             None
         } else if let Some(rx) = rx {
-            if rx.is_empty() {
-                std::mem::swap(&mut **rx, &mut st.user);
-            }
-            let popped = rx.pop_front().map(|m| (m, true));
-            rx.publish();
-            popped
+            Self::refill(st, rx, 1);
+            rx.pop_front().map(|m| (m, true))
         } else {
             st.user.pop_front().map(|m| (m, true))
         };
@@ -656,19 +664,11 @@ impl<M> Mailbox<M> {
             }
             if want(out) > 0 && !st.closed {
                 match rx.as_mut() {
-                    Some(rx) if rx.is_empty() => std::mem::swap(&mut **rx, &mut st.user),
-                    // A few left in the buffer (after single receives): top it up from the
-                    // lane, so a batch is not cut short while messages wait.
-                    Some(rx) if rx.len() < want(out) => {
-                        let short = want(out) - rx.len();
-                        take(&mut st.user, short, rx);
-                    }
-                    Some(_) => {}
+                    // Topped up even when a few are left (after single receives), so a batch
+                    // is not cut short while messages wait.
+                    Some(rx) => Self::refill(&mut st, rx, want(out)),
                     None => user |= take(&mut st.user, want(out), out) > 0,
                 }
-            }
-            if let Some(rx) = &rx {
-                rx.publish();
             }
             self.sync(&st);
             if user {
@@ -700,13 +700,7 @@ impl<M> Mailbox<M> {
             if !st.system.is_empty() || !st.stash.is_empty() || st.closed {
                 return None;
             }
-            if rx.is_empty() {
-                std::mem::swap(&mut *rx, &mut st.user);
-            } else {
-                let short = max - rx.len();
-                take(&mut st.user, short, &mut rx);
-            }
-            rx.publish();
+            Self::refill(&mut st, &mut rx, max);
             self.sync(&st);
         }
         // An unbounded mailbox has no blocked senders to wake.
@@ -813,12 +807,8 @@ impl<M> Mailbox<M> {
                     (m, false, Vec::new())
                 } else if let Some(m) = match rx.as_mut() {
                     Some(rx) => {
-                        if rx.is_empty() {
-                            std::mem::swap(&mut **rx, &mut st.user);
-                        }
-                        let m = rx.pop_front();
-                        rx.publish();
-                        m
+                        Self::refill(&mut st, rx, 1);
+                        rx.pop_front()
                     }
                     None => st.user.pop_front(),
                 } {
