@@ -265,6 +265,16 @@ struct Spec {
 }
 
 impl Spec {
+    /// `true` when this specialization's signature is exactly `args`, all scalars.
+    fn takes_scalars(&self, args: &[Value]) -> bool {
+        self.sig.len() == args.len()
+            && self
+                .sig
+                .iter()
+                .zip(args)
+                .all(|(k, v)| *k == PKind::Scalar(v.ty()))
+    }
+
     /// Picks a variant: mostly the fastest, round-robin while warming up and periodically.
     fn pick(&self) -> (usize, bool) {
         let n = self.variants.len();
@@ -640,12 +650,7 @@ impl CompiledExpr {
         const INLINE: usize = 8;
         if args.len() <= INLINE
             && let Some(spec) = self.scalar.get()
-            && spec.sig.len() == args.len()
-            && spec
-                .sig
-                .iter()
-                .zip(args)
-                .all(|(k, v)| *k == PKind::Scalar(v.ty()))
+            && spec.takes_scalars(args)
         {
             // the default shape: no lock, no reference count, no allocation
             return self.run_scalar(spec, args);
@@ -654,12 +659,7 @@ impl CompiledExpr {
             && let Ok(specs) = self.specs.read()
             && let Some(spec) = specs.get(self.last.load(Ordering::Relaxed))
             && spec.map.is_none()
-            && spec.sig.len() == args.len()
-            && spec
-                .sig
-                .iter()
-                .zip(args)
-                .all(|(k, v)| *k == PKind::Scalar(v.ty()))
+            && spec.takes_scalars(args)
         {
             // profile hit: no allocation on this path
             let spec = spec.clone();
