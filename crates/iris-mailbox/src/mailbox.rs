@@ -196,17 +196,24 @@ fn forget(waiters: &mut Slab<(u64, Waker)>, key: WaiterKey) {
 impl<M> Mailbox<M> {
     /// An unbounded mailbox.
     pub fn unbounded() -> Mailbox<M> {
-        Mailbox::with_capacity(None)
+        Mailbox::with_capacity(None, VecDeque::new())
+    }
+
+    /// An unbounded mailbox whose lane starts in `buffer`'s allocation (cleared first), so a
+    /// recycled buffer (see [`Mailbox::reclaim`]) spares the first send an allocation.
+    pub fn unbounded_in(mut buffer: VecDeque<M>) -> Mailbox<M> {
+        buffer.clear();
+        Mailbox::with_capacity(None, buffer)
     }
 
     /// A mailbox that holds at most `capacity` user messages; the policy starts as
     /// [`OverflowPolicy::DropNew`].
     pub fn bounded(capacity: usize) -> Result<Mailbox<M>, MailboxError> {
         let capacity = NonZeroUsize::new(capacity).ok_or(MailboxError::ZeroCapacity)?;
-        Ok(Mailbox::with_capacity(Some(capacity)))
+        Ok(Mailbox::with_capacity(Some(capacity), VecDeque::new()))
     }
 
-    fn with_capacity(capacity: Option<NonZeroUsize>) -> Mailbox<M> {
+    fn with_capacity(capacity: Option<NonZeroUsize>, user: VecDeque<M>) -> Mailbox<M> {
         Mailbox {
             rx: capacity.is_none().then(|| Mutex::new(VecDeque::new())),
             urgent: AtomicUsize::new(0),
@@ -214,7 +221,7 @@ impl<M> Mailbox<M> {
             buffered: AtomicUsize::new(0),
             state: Mutex::new(State {
                 system: VecDeque::new(),
-                user: VecDeque::new(),
+                user,
                 stash: VecDeque::new(),
                 stash_user: 0,
                 capacity,
@@ -544,6 +551,26 @@ impl<M> Mailbox<M> {
         }
         waiters.into_iter().for_each(Waker::wake);
         dropped
+    }
+
+    /// After [`Mailbox::close`]: hands back the largest of the (now empty) buffers the
+    /// mailbox holds, so its allocation can serve another mailbox or batch; an empty
+    /// `VecDeque` while the mailbox is open (nothing is taken from a live mailbox).
+    pub fn reclaim(&self) -> VecDeque<M> {
+        if !self.is_closed() {
+            return VecDeque::new();
+        }
+        let mut rx = self.rx();
+        let mut st = self.lock();
+        let lane = std::mem::take(&mut st.user);
+        let buf = match rx.as_deref_mut() {
+            Some(b) if b.capacity() > lane.capacity() => std::mem::take(b),
+            _ => lane,
+        };
+        drop(st);
+        // Closed mailboxes hold no message: `close` drained every lane, and pushes fail.
+        debug_assert!(buf.is_empty());
+        buf
     }
 
     /// Pops the next message: system lane, then stash, then the consumer's buffer, then the

@@ -192,3 +192,38 @@ fn batch_receive_takes_system_first_and_respects_max() {
     out.clear();
     assert!(!block_on(mb.recv_batch(100, &mut out)));
 }
+
+#[test]
+fn a_mailbox_made_in_a_recycled_buffer_starts_empty_and_keeps_order() {
+    let mut old = std::collections::VecDeque::with_capacity(16);
+    old.extend([7u32, 8, 9]);
+    let mb = Mailbox::unbounded_in(old);
+    assert!(mb.is_empty());
+    assert!(!mb.has_messages());
+    for i in 0..20 {
+        assert_eq!(mb.offer(i), Offer::Queued);
+    }
+    let mut out = std::collections::VecDeque::new();
+    assert_eq!(mb.try_recv_batch(100, &mut out), Ok(20));
+    assert_eq!(out, (0..20).collect::<std::collections::VecDeque<_>>());
+}
+
+#[test]
+fn reclaim_takes_nothing_from_an_open_mailbox_and_an_empty_buffer_from_a_closed_one() {
+    let mb = Mailbox::unbounded();
+    for i in 0..10u32 {
+        assert_eq!(mb.offer(i), Offer::Queued);
+    }
+    assert_eq!(mb.try_recv(), Ok(0));
+    // Open: nothing is taken, every message stays.
+    assert_eq!(mb.reclaim().capacity(), 0);
+    assert_eq!(mb.len(), 9);
+    assert_eq!(mb.close().len(), 9);
+    let buf = mb.reclaim();
+    assert!(buf.is_empty());
+    assert!(buf.capacity() >= 9, "the lane's allocation comes back");
+    // Still closed: nothing can be queued into the buffer it gave away.
+    assert_eq!(mb.offer(1), Offer::Closed(1));
+    assert!(mb.is_empty());
+    assert_eq!(mb.try_recv(), Err(TryRecvError::Closed));
+}

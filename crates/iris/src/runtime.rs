@@ -394,7 +394,7 @@ impl Runtime {
         }
         let pid = next_pid();
         let mailbox = match opts.capacity {
-            None => Mailbox::unbounded(),
+            None => Mailbox::unbounded_in(pooled()),
             Some(c) => Mailbox::bounded(c).map_err(|e| ActorError::Mailbox(pid, e))?,
         };
         let actor = Arc::new(Actor::new(
@@ -410,15 +410,15 @@ impl Runtime {
         if let Some(parent) = opts.parent {
             let attached = match self.inner.table.get(parent) {
                 Some(p) => {
-                    let mut children = lock(&p.children);
-                    // Checked under the children lock: the parent's exit closes its mailbox
+                    // Checked under the relations lock: the parent's exit closes its mailbox
                     // before it takes this lock to shut its children down.
-                    if p.is_alive() {
-                        children.push(pid);
-                        true
-                    } else {
-                        false
-                    }
+                    p.relate(|r| {
+                        let alive = p.is_alive();
+                        if alive {
+                            r.children.push(pid);
+                        }
+                        alive
+                    })
                 }
                 None => false,
             };
@@ -998,7 +998,7 @@ impl Runtime {
         self.inner
             .table
             .get(pid)
-            .map(|a| lock(&a.children).clone())
+            .and_then(|a| a.related(|r| r.children.clone()))
             .unwrap_or_default()
     }
 
@@ -1086,7 +1086,7 @@ impl Runtime {
         let abort = fut(id);
         timers.insert(id, TimerEntry { pid, abort });
         drop(timers);
-        lock(&actor.timers).push(id);
+        actor.relate(|r| r.timers.push(id));
         // The actor may have died between the check and the registration.
         if !actor.is_alive() {
             self.cancel_timer(id);
@@ -1184,7 +1184,7 @@ fn cancel_timer(inner: &Inner, id: u64) -> bool {
         Some(t) => {
             t.abort.abort();
             if let Some(a) = inner.table.get(t.pid) {
-                lock(&a.timers).retain(|&x| x != id);
+                a.related(|r| r.timers.retain(|&x| x != id));
             }
             true
         }
@@ -1196,12 +1196,11 @@ pub(crate) fn kill(inner: &Arc<Inner>, pid: Pid, info: ExitInfo) -> bool {
     let Some(actor) = inner.table.get(pid) else {
         return false;
     };
-    {
-        let mut k = lock(&actor.kill);
-        if k.is_none() {
-            *k = Some(info);
+    actor.relate(|r| {
+        if r.kill.is_none() {
+            r.kill = Some(info);
         }
-    }
+    });
     let was_alive = actor.is_alive();
     actor.mailbox.close();
     match &actor.kind {
@@ -1230,25 +1229,32 @@ fn finish(inner: &Arc<Inner>, actor: &Arc<Actor>, own: Option<ExitInfo>) {
     if actor.finishing.swap(true, Ordering::AcqRel) {
         return;
     }
-    let requested = lock(&actor.kill).clone();
+    let requested = actor.related(|r| r.kill.clone()).flatten();
     let info = match own {
         Some(info) => info,
         None => requested.unwrap_or_else(|| ExitInfo::new(ExitReason::Killed)),
     };
     actor.mailbox.close();
     let pid = actor.pid;
-    let timers = std::mem::take(&mut *lock(&actor.timers));
+    // Closed: no timer or child can be added any more.
+    let (timers, children) = actor
+        .related(|r| {
+            (
+                std::mem::take(&mut r.timers),
+                std::mem::take(&mut r.children),
+            )
+        })
+        .unwrap_or_default();
     for id in timers {
         cancel_timer(inner, id);
     }
-    let children = std::mem::take(&mut *lock(&actor.children));
     for child in children {
         kill(inner, child, ExitInfo::new(ExitReason::Shutdown));
     }
     if let Some(parent) = actor.parent
         && let Some(p) = inner.table.get(parent)
     {
-        lock(&p.children).retain(|&c| c != pid);
+        p.related(|r| r.children.retain(|&c| c != pid));
     }
     if actor.observed.load(Ordering::Acquire) {
         lock(&inner.observed).remove(&pid);
@@ -1291,7 +1297,7 @@ impl FinishGuard {
 /// closed, so the requested kill reason applies).
 fn conclude(rt: &Weak<Inner>, actor: &Arc<Actor>, own: Option<ExitInfo>) {
     // A kill requested while the code was running wins over a clean return.
-    let own = match (own, lock(&actor.kill).is_some()) {
+    let own = match (own, actor.related(|r| r.kill.is_some()) == Some(true)) {
         (Some(info), false) => Some(info),
         (Some(info), true) if info.reason != ExitReason::Normal => Some(info),
         _ => None,
@@ -1382,6 +1388,48 @@ thread_local! {
 /// The largest spare buffer kept (bytes): an idle actor keeps at most this much.
 const SPARE_BYTES: usize = 1024;
 
+/// How many recycled buffers a thread keeps beside its spare.
+const POOL_LEN: usize = 16;
+
+thread_local! {
+    /// Empty message buffers of actors that ended on this thread, for the mailboxes of the
+    /// actors it spawns next (and the spare batch buffer): a tree of short-lived actors
+    /// (skynet) reuses its buffers instead of allocating each lane and freeing it elsewhere.
+    static POOL: std::cell::RefCell<Vec<std::collections::VecDeque<Message>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Keeps an empty (or emptied) buffer for reuse on this thread, if it is small enough and
+/// there is room; otherwise frees it.
+fn recycle(mut buf: std::collections::VecDeque<Message>) {
+    let bytes = buf.capacity().saturating_mul(size_of::<Message>());
+    if bytes == 0 || bytes > SPARE_BYTES {
+        return;
+    }
+    buf.clear();
+    let spare = SPARE.take();
+    if spare.capacity() == 0 {
+        SPARE.set(buf);
+        return;
+    }
+    SPARE.set(spare);
+    // `try_with`: a thread being torn down just frees it.
+    let _ = POOL.try_with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < POOL_LEN {
+            p.push(buf);
+        }
+    });
+}
+
+/// A recycled buffer of this thread, or a new empty one.
+fn pooled() -> std::collections::VecDeque<Message> {
+    POOL.try_with(|p| p.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
 /// How a batch on a scheduler loop ended.
 enum BatchEnd {
     /// The batch was handled; the actor lives on.
@@ -1398,13 +1446,21 @@ impl Actor {
     /// would pay a thread wake-up to reactivate it (the sink ran 40% slower that way).
     fn run_batch(self: &Arc<Self>, behaviors: &Behaviors, budget: usize) -> BatchEnd {
         let mut batch = SPARE.take();
+        // The actor ends: the rest of its batch is dropped with its mailbox's messages, and
+        // the buffers go back to this thread's pool.
+        let end = |batch, own| {
+            conclude(&self.rt, self, own);
+            recycle(batch);
+            recycle(self.mailbox.reclaim());
+            BatchEnd::Ended
+        };
         match self.mailbox.try_recv_batch(budget, &mut batch) {
-            Ok(0) => return BatchEnd::Drained,
-            Ok(_) => {}
-            Err(_closed) => {
-                conclude(&self.rt, self, None);
-                return BatchEnd::Ended;
+            Ok(0) => {
+                recycle(batch);
+                return BatchEnd::Drained;
             }
+            Ok(_) => {}
+            Err(_closed) => return end(batch, None),
         }
         while let Some(msg) = batch.pop_front() {
             let step =
@@ -1413,13 +1469,11 @@ impl Actor {
                 Err(p) => {
                     let why = iris_sched::panic_message(p.as_ref());
                     let info = ExitInfo::with_metadata(ExitReason::Panic, why);
-                    conclude(&self.rt, self, Some(info));
-                    return BatchEnd::Ended;
+                    return end(batch, Some(info));
                 }
                 Ok(Step::Done(flow)) => {
                     if let Some(info) = flow_exit(flow) {
-                        conclude(&self.rt, self, Some(info));
-                        return BatchEnd::Ended;
+                        return end(batch, Some(info));
                     }
                 }
                 Ok(Step::Async(fut)) => {
@@ -1434,13 +1488,10 @@ impl Actor {
                 }
             }
             if self.mailbox.is_closed() {
-                conclude(&self.rt, self, None);
-                return BatchEnd::Ended;
+                return end(batch, None);
             }
         }
-        if batch.capacity().saturating_mul(size_of::<Message>()) <= SPARE_BYTES {
-            SPARE.set(batch);
-        }
+        recycle(batch);
         BatchEnd::Drained
     }
 }
