@@ -73,14 +73,65 @@ struct Stashed<M> {
 struct State<M> {
     system: VecDeque<M>,
     user: VecDeque<M>,
-    stash: VecDeque<Stashed<M>>,
-    stash_user: usize,
     capacity: Option<NonZeroUsize>,
     policy: OverflowPolicy,
     closed: bool,
     rx_waker: Option<Waker>,
+    /// The selective-receive stash and the blocked senders, boxed on first use: most
+    /// mailboxes never have either, and a mailbox is paid for by every actor.
+    cold: Option<Box<Cold<M>>>,
+}
+
+/// The parts of a mailbox's state that most mailboxes never use.
+struct Cold<M> {
+    stash: VecDeque<Stashed<M>>,
+    /// User messages in `stash` (they count towards `len`).
+    stash_user: usize,
     tx_waiters: Slab<(u64, Waker)>,
     next_waiter: u64,
+}
+
+impl<M> Default for Cold<M> {
+    fn default() -> Self {
+        Cold {
+            stash: VecDeque::new(),
+            stash_user: 0,
+            tx_waiters: Slab::new(),
+            next_waiter: 0,
+        }
+    }
+}
+
+impl<M> State<M> {
+    /// The cold parts, boxed now if they were not yet.
+    fn cold(&mut self) -> &mut Cold<M> {
+        self.cold.get_or_insert_with(Box::default)
+    }
+
+    fn stash_len(&self) -> usize {
+        self.cold.as_ref().map_or(0, |c| c.stash.len())
+    }
+
+    fn stash_user(&self) -> usize {
+        self.cold.as_ref().map_or(0, |c| c.stash_user)
+    }
+
+    /// The oldest stashed message, counted out of `stash_user` if it is a user message.
+    fn pop_stashed(&mut self) -> Option<Stashed<M>> {
+        let cold = self.cold.as_mut()?;
+        let s = cold.stash.pop_front()?;
+        if s.user {
+            cold.stash_user -= 1;
+        }
+        Some(s)
+    }
+
+    /// Forgets a blocked sender's registration.
+    fn forget(&mut self, key: WaiterKey) {
+        if let Some(c) = self.cold.as_mut() {
+            forget(&mut c.tx_waiters, key);
+        }
+    }
 }
 
 /// A mailbox with a system lane and a user lane.
@@ -222,14 +273,11 @@ impl<M> Mailbox<M> {
             state: Mutex::new(State {
                 system: VecDeque::new(),
                 user,
-                stash: VecDeque::new(),
-                stash_user: 0,
                 capacity,
                 policy: OverflowPolicy::DropNew,
                 closed: false,
                 rx_waker: None,
-                tx_waiters: Slab::new(),
-                next_waiter: 0,
+                cold: None,
             }),
             closed: AtomicBool::new(false),
         }
@@ -256,7 +304,7 @@ impl<M> Mailbox<M> {
     /// while a sender queues and then reads that flag, so one of the two always sees the other.
     #[inline]
     fn sync(&self, st: &State<M>) {
-        let urgent = st.system.len() + st.stash.len();
+        let urgent = st.system.len() + st.stash_len();
         if self.urgent.load(Ordering::Relaxed) != urgent {
             self.urgent.store(urgent, Ordering::SeqCst);
         }
@@ -294,7 +342,7 @@ impl<M> Mailbox<M> {
             return Buffered::Got(m);
         }
         let mut st = self.lock();
-        if !st.system.is_empty() || !st.stash.is_empty() || st.closed {
+        if !st.system.is_empty() || st.stash_len() > 0 || st.closed {
             return Buffered::Slow;
         }
         Self::refill(&mut st, &mut rx, 1);
@@ -327,7 +375,7 @@ impl<M> Mailbox<M> {
     pub fn len(&self) -> usize {
         let buffered = self.rx().map_or(0, |rx| rx.len());
         let st = self.lock();
-        st.user.len() + st.stash_user + buffered
+        st.user.len() + st.stash_user() + buffered
     }
 
     /// `true` when no user message is queued.
@@ -435,16 +483,17 @@ impl<M> Mailbox<M> {
     fn try_push_now(&self, msg: M, waiter: &mut Option<WaiterKey>, waker: &Waker) -> Result<(), M> {
         let mut st = self.lock();
         if let Some(key) = waiter.take() {
-            forget(&mut st.tx_waiters, key);
+            st.forget(key);
         }
         if st.closed {
             return Err(msg);
         }
         let full = st.capacity.is_some_and(|c| st.user.len() >= c.get());
         if full {
-            st.next_waiter += 1;
-            let id = st.next_waiter;
-            *waiter = Some((st.tx_waiters.insert((id, waker.clone())), id));
+            let cold = st.cold();
+            cold.next_waiter += 1;
+            let id = cold.next_waiter;
+            *waiter = Some((cold.tx_waiters.insert((id, waker.clone())), id));
             return Err(msg);
         }
         st.user.push_back(msg);
@@ -459,7 +508,7 @@ impl<M> Mailbox<M> {
 
     fn forget_waiter(&self, waiter: Option<WaiterKey>) {
         if let Some(key) = waiter {
-            forget(&mut self.lock().tx_waiters, key);
+            self.lock().forget(key);
         }
     }
 
@@ -533,7 +582,9 @@ impl<M> Mailbox<M> {
         st.closed = true;
         self.closed.store(true, Ordering::Release);
         let mut dropped: Vec<M> = st.system.drain(..).collect();
-        dropped.extend(st.stash.drain(..).map(|s| s.msg));
+        if let Some(c) = st.cold.as_mut() {
+            dropped.extend(c.stash.drain(..).map(|s| s.msg));
+        }
         drop(st);
         // The buffer's messages are older than the lane's; `rx` is locked before `state`.
         if let Some(mut rx) = self.rx() {
@@ -541,10 +592,15 @@ impl<M> Mailbox<M> {
         }
         let mut st = self.lock();
         dropped.extend(st.user.drain(..));
-        st.stash_user = 0;
         self.sync(&st);
         let rx = st.rx_waker.take();
-        let waiters = wake_all(&mut st.tx_waiters);
+        let waiters = match st.cold.as_mut() {
+            Some(c) => {
+                c.stash_user = 0;
+                wake_all(&mut c.tx_waiters)
+            }
+            None => Vec::new(),
+        };
         drop(st);
         if let Some(w) = rx {
             w.wake();
@@ -579,10 +635,7 @@ impl<M> Mailbox<M> {
     fn pop_from(&self, st: &mut State<M>, rx: Option<&mut Rx<'_, M>>) -> Option<(M, bool)> {
         let popped = if let Some(m) = st.system.pop_front() {
             Some((m, false))
-        } else if let Some(s) = st.stash.pop_front() {
-            if s.user {
-                st.stash_user -= 1;
-            }
+        } else if let Some(s) = st.pop_stashed() {
             Some((s.msg, s.user))
         } else if st.closed {
             None
@@ -598,10 +651,9 @@ impl<M> Mailbox<M> {
 
     /// Wakes blocked senders after user messages left the lane.
     fn room_made(st: &mut State<M>) -> Vec<Waker> {
-        if st.tx_waiters.is_empty() {
-            Vec::new()
-        } else {
-            wake_all(&mut st.tx_waiters)
+        match st.cold.as_mut() {
+            Some(c) if !c.tx_waiters.is_empty() => wake_all(&mut c.tx_waiters),
+            _ => Vec::new(),
         }
     }
 
@@ -678,12 +730,9 @@ impl<M> Mailbox<M> {
             }
             let mut user = false;
             while want(out) > 0 {
-                match st.stash.pop_front() {
+                match st.pop_stashed() {
                     Some(s) => {
-                        if s.user {
-                            st.stash_user -= 1;
-                            user = true;
-                        }
+                        user |= s.user;
                         out.push_back(s.msg);
                     }
                     None => break,
@@ -724,7 +773,7 @@ impl<M> Mailbox<M> {
         let mut rx = self.rx()?;
         if rx.len() < max && self.lane.load(Ordering::SeqCst) {
             let mut st = self.lock();
-            if !st.system.is_empty() || !st.stash.is_empty() || st.closed {
+            if !st.system.is_empty() || st.stash_len() > 0 || st.closed {
                 return None;
             }
             Self::refill(&mut st, &mut rx, max);
@@ -750,7 +799,7 @@ impl<M> Mailbox<M> {
             if st.closed {
                 return Poll::Ready(false);
             }
-            if st.system.is_empty() && st.stash.is_empty() && st.user.is_empty() {
+            if st.system.is_empty() && st.stash_len() == 0 && st.user.is_empty() {
                 st.rx_waker = Some(cx.waker().clone());
                 return Poll::Pending;
             }
@@ -802,21 +851,30 @@ impl<M> Mailbox<M> {
         // The matcher is user code (in the bindings it needs an interpreter lock): it never
         // runs under the mailbox lock. Only the consumer touches the stash, so it can be
         // scanned outside the lock; `stash_user` keeps counting it meanwhile, so `len()` holds.
-        let mut stash = std::mem::take(&mut self.lock().stash);
+        let mut stash = self
+            .lock()
+            .cold
+            .as_mut()
+            .map(|c| std::mem::take(&mut c.stash))
+            .unwrap_or_default();
         let found = stash
             .iter()
             .position(|s| matcher(&s.msg))
             .and_then(|i| stash.remove(i));
         {
             let mut st = self.lock();
-            if found.as_ref().is_some_and(|s| s.user) {
-                st.stash_user -= 1;
-            }
-            if st.closed {
-                st.stash_user = 0;
-            } else {
-                stash.append(&mut st.stash);
-                st.stash = stash;
+            let closed = st.closed;
+            // A non-empty stash (taken above) means the cold parts exist.
+            if let Some(cold) = st.cold.as_mut() {
+                if found.as_ref().is_some_and(|s| s.user) {
+                    cold.stash_user -= 1;
+                }
+                if closed {
+                    cold.stash_user = 0;
+                } else {
+                    stash.append(&mut cold.stash);
+                    cold.stash = stash;
+                }
             }
             self.sync(&st);
         }
@@ -857,10 +915,11 @@ impl<M> Mailbox<M> {
             if st.closed {
                 return Poll::Ready(None);
             }
+            let cold = st.cold();
             if user {
-                st.stash_user += 1;
+                cold.stash_user += 1;
             }
-            st.stash.push_back(Stashed { msg, user });
+            cold.stash.push_back(Stashed { msg, user });
             self.sync(&st);
         }
     }
