@@ -3,7 +3,6 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
@@ -119,84 +118,80 @@ struct History {
 /// so the swappable cell and the history are made on the first swap: until then a message
 /// calls the initial behaviour directly (stored inline, so a run touches no separate
 /// allocation to find it; no `ArcSwap` load per message, none to drop at exit, no history
-/// allocated per spawn).
+/// allocated per spawn, and one pointer for all of it in every actor).
 pub(crate) struct Behaviors {
-    initial: Versioned,
-    /// Set by the first swap, before `swapped`.
-    current: OnceLock<ArcSwap<Versioned>>,
-    swapped: AtomicBool,
-    history: Mutex<Option<Box<History>>>,
+    /// Version 1.
+    initial: Behavior,
+    /// Made by the first swap.
+    swapped: OnceLock<Box<Swapped>>,
+}
+
+/// A swapped actor's current behaviour and its history.
+struct Swapped {
+    current: ArcSwap<Versioned>,
+    history: Mutex<History>,
 }
 
 impl Behaviors {
     pub(crate) fn new(initial: Behavior) -> Behaviors {
         Behaviors {
-            initial: Versioned {
-                version: 1,
-                behavior: initial,
-            },
-            current: OnceLock::new(),
-            swapped: AtomicBool::new(false),
-            history: Mutex::new(None),
+            initial,
+            swapped: OnceLock::new(),
         }
     }
 
-    /// Runs `f` on the current behaviour, which stays alive for the call even if it is
-    /// swapped meanwhile.
-    fn with_current<R>(&self, f: impl FnOnce(&Versioned) -> R) -> R {
-        match self.current.get() {
-            Some(cell) if self.swapped.load(Ordering::Acquire) => f(&cell.load()),
-            _ => f(&self.initial),
+    /// Runs `f` on the current behaviour and its version; the behaviour stays alive for the
+    /// call even if it is swapped meanwhile.
+    fn with_current<R>(&self, f: impl FnOnce(u64, &Behavior) -> R) -> R {
+        match self.swapped.get() {
+            Some(s) => {
+                let v = s.current.load();
+                f(v.version, &v.behavior)
+            }
+            None => f(1, &self.initial),
         }
     }
 
     pub(crate) fn call(&self, msg: Message) -> Step {
-        self.with_current(|v| v.behavior.call(msg))
+        self.with_current(|_, b| b.call(msg))
     }
 
     /// The batch guard of the current behaviour, if it has one.
     pub(crate) fn batch_guard(&self) -> Option<BatchGuard> {
-        self.with_current(|v| v.behavior.batch.clone())
+        self.with_current(|_, b| b.batch.clone())
     }
 
     pub(crate) fn version(&self) -> u64 {
-        self.with_current(|v| v.version)
+        self.with_current(|v, _| v)
     }
 
-    /// The history, made on first use; the caller holds its lock.
-    fn history<'a>(&'a self, guard: &'a mut Option<Box<History>>) -> &'a mut History {
-        guard.get_or_insert_with(|| {
+    /// The swap state, made on first use with the initial behaviour as current and as the
+    /// history's first entry.
+    fn swapped(&self) -> &Swapped {
+        self.swapped.get_or_init(|| {
             let initial = Arc::new(Versioned {
                 version: 1,
-                behavior: self.initial.behavior.clone(),
+                behavior: self.initial.clone(),
             });
-            Box::new(History {
-                entries: VecDeque::from([initial]),
-                cursor: 0,
-                next_version: 2,
+            Box::new(Swapped {
+                current: ArcSwap::new(initial.clone()),
+                history: Mutex::new(History {
+                    entries: VecDeque::from([initial]),
+                    cursor: 0,
+                    next_version: 2,
+                }),
             })
         })
     }
 
-    /// Makes `entry` current (under the history lock, so stores are ordered).
-    fn install(&self, entry: Arc<Versioned>) {
-        match self.current.get() {
-            Some(cell) => cell.store(entry),
-            None => {
-                let _ = self.current.set(ArcSwap::new(entry));
-            }
-        }
-        self.swapped.store(true, Ordering::Release);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Box<History>>> {
-        self.history.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> (&Swapped, std::sync::MutexGuard<'_, History>) {
+        let s = self.swapped();
+        (s, s.history.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Installs a new behaviour; later history entries (undone by a rollback) are discarded.
     pub(crate) fn swap(&self, behavior: Behavior) -> u64 {
-        let mut guard = self.lock();
-        let h = self.history(&mut guard);
+        let (s, mut h) = self.lock();
         let version = h.next_version;
         h.next_version += 1;
         let keep = h.cursor + 1;
@@ -207,21 +202,21 @@ impl Behaviors {
             h.entries.pop_front();
         }
         h.cursor = h.entries.len() - 1;
-        self.install(entry);
+        // Under the history lock, so the stores are ordered.
+        s.current.store(entry);
         version
     }
 
     /// Goes back `steps` behaviours; returns the version now current.
     pub(crate) fn rollback(&self, steps: usize) -> Result<u64, usize> {
-        let mut guard = self.lock();
-        let h = self.history(&mut guard);
+        let (s, mut h) = self.lock();
         if steps == 0 || steps > h.cursor {
             return Err(h.cursor);
         }
         h.cursor -= steps;
         let entry = h.entries[h.cursor].clone();
         let version = entry.version;
-        self.install(entry);
+        s.current.store(entry);
         Ok(version)
     }
 }
