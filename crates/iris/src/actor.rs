@@ -68,37 +68,41 @@ pub(crate) enum Kind {
 /// Completion of an actor's exit, for `join` (blocking) and `wait` (async).
 pub(crate) struct ExitLatch {
     done: Mutex<Latch>,
-    cv: Condvar,
-    notify: Notify,
 }
 
-/// The exit, once known, and how many threads block on it: std's `Condvar::notify_all` is a
-/// system call even with nobody waiting, and every actor exit sets its latch.
+/// The exit, once known, and what waiters wait on. The waiters' condition variable and
+/// notifier are made by the first `join` or `wait`: every actor has a latch and sets it, few
+/// are ever waited on (and std's `Condvar::notify_all` is a system call even with nobody
+/// waiting).
 #[derive(Default)]
 struct Latch {
     info: Option<ExitInfo>,
-    blocked: usize,
+    waiters: Option<Arc<Waiters>>,
+}
+
+#[derive(Default)]
+struct Waiters {
+    cv: Condvar,
+    notify: Notify,
 }
 
 impl ExitLatch {
     fn new() -> ExitLatch {
         ExitLatch {
             done: Mutex::new(Latch::default()),
-            cv: Condvar::new(),
-            notify: Notify::new(),
         }
     }
 
     pub(crate) fn set(&self, info: ExitInfo) {
-        let blocked = {
+        let waiters = {
             let mut l = lock(&self.done);
             l.info = Some(info);
-            l.blocked
+            l.waiters.clone()
         };
-        if blocked > 0 {
-            self.cv.notify_all();
+        if let Some(w) = waiters {
+            w.cv.notify_all();
+            w.notify.notify_waiters();
         }
-        self.notify.notify_waiters();
     }
 
     pub(crate) fn get(&self) -> Option<ExitInfo> {
@@ -108,30 +112,36 @@ impl ExitLatch {
     pub(crate) fn wait_blocking(&self, timeout: Option<Duration>) -> Option<ExitInfo> {
         let mut g = lock(&self.done);
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
-        g.blocked += 1;
+        let w = g.waiters.get_or_insert_with(Default::default).clone();
         while g.info.is_none() {
             match deadline {
-                None => g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner()),
+                None => g = w.cv.wait(g).unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
                     let now = std::time::Instant::now();
                     if now >= d {
                         break;
                     }
-                    g = self
-                        .cv
-                        .wait_timeout(g, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
+                    g =
+                        w.cv.wait_timeout(g, d - now)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0;
                 }
             }
         }
-        g.blocked -= 1;
         g.info.clone()
     }
 
     pub(crate) async fn wait(&self) -> ExitInfo {
+        let w = {
+            let mut g = lock(&self.done);
+            if let Some(info) = g.info.clone() {
+                return info;
+            }
+            g.waiters.get_or_insert_with(Default::default).clone()
+        };
         loop {
-            let notified = self.notify.notified();
+            // Enabled before the check: a `set` after the check wakes it.
+            let notified = w.notify.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
             if let Some(info) = self.get() {

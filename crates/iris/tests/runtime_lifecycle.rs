@@ -416,3 +416,78 @@ fn stop_racing_with_the_end_of_a_batch_always_concludes_the_actor() {
         assert_eq!(info.map(|i| i.reason), Some(ExitReason::Killed));
     }
 }
+
+/// Blocking joins and async waits race the exits they wait for (the latch makes its waiters'
+/// condition variable and notifier on first use): every waiter sees the actor's own reason,
+/// whether it came before, during or after the exit.
+#[test]
+fn joins_and_async_waits_racing_exits_all_see_the_reason() {
+    let rt = Runtime::new();
+    let waiters = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for round in 0..20u64 {
+        let pids: Vec<Pid> = (0..50)
+            .map(|i| {
+                rt.spawn_fn(
+                    move |_m| {
+                        if i % 2 == 0 {
+                            Flow::Stop
+                        } else {
+                            Flow::Crash(format!("crash {i}"))
+                        }
+                    },
+                    10,
+                )
+            })
+            .collect();
+        let expect = |i: usize| {
+            if i % 2 == 0 {
+                ExitReason::Normal
+            } else {
+                ExitReason::Crash
+            }
+        };
+        let joiners: Vec<_> = (0..4)
+            .map(|t| {
+                let (rt, pids) = (rt.clone(), pids.clone());
+                std::thread::spawn(move || {
+                    for (i, &p) in pids.iter().enumerate().skip(t % 2) {
+                        let got = rt.join_timeout(p, Duration::from_secs(10)).expect("joined");
+                        assert_eq!(got.reason, expect(i), "join of actor {i}");
+                    }
+                })
+            })
+            .collect();
+        let asyncs: Vec<_> = pids
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| {
+                let rt = rt.clone();
+                waiters.spawn(async move {
+                    let got = rt.wait(p).await.expect("waited");
+                    assert_eq!(got.reason, expect(i), "wait of actor {i}");
+                })
+            })
+            .collect();
+        // The exits come in a different order every round, racing the waiters above.
+        let mut order: Vec<usize> = (0..pids.len()).collect();
+        order.rotate_left((round as usize * 7) % pids.len());
+        for i in order {
+            rt.send(pids[i], user("go")).unwrap();
+        }
+        for j in joiners {
+            j.join().unwrap();
+        }
+        waiters.block_on(async {
+            for a in asyncs {
+                tokio::time::timeout(Duration::from_secs(10), a)
+                    .await
+                    .expect("every async wait returns")
+                    .unwrap();
+            }
+        });
+    }
+}
