@@ -625,7 +625,7 @@ impl Runtime {
         };
         let handle = self.inner.sched.spawn_task(async move {
             let mut guard = guard;
-            let end = CatchUnwind::new(f(rx)).await;
+            let end = CatchUnwind::new(in_actor(pid, f(rx))).await;
             let own = match end {
                 Ok(_) => Some(ExitInfo::new(ExitReason::Normal)),
                 Err(panic) => Some(ExitInfo::with_metadata(ExitReason::Panic, panic)),
@@ -666,6 +666,7 @@ impl Runtime {
         let started = self.inner.sched.spawn_pull(
             format!("iris-pull-{pid}"),
             Box::new(move || {
+                let _current = AsCurrent::enter(pid);
                 let mut guard = FinishGuard {
                     rt: weak,
                     actor: Some(actor),
@@ -737,7 +738,10 @@ impl Runtime {
 
     fn start_push(&self, actor: Arc<Actor>) {
         let weak = Arc::downgrade(&self.inner);
-        self.inner.sched.spawn_task(run_push(weak, actor, None));
+        let pid = actor.pid;
+        self.inner
+            .sched
+            .spawn_task(in_actor(pid, run_push(weak, actor, None)));
     }
 
     fn activate(&self, actor: &Arc<Actor>) {
@@ -1330,6 +1334,7 @@ impl Runnable for Actor {
         else {
             return RunOutcome::Idle;
         };
+        let _current = AsCurrent::enter(self.pid);
         if self.mailbox.is_closed() {
             conclude(&self.rt, &self, None);
             return RunOutcome::Idle;
@@ -1375,6 +1380,57 @@ impl Runnable for Actor {
         }
         RunOutcome::Idle
     }
+}
+
+thread_local! {
+    /// The actor whose code runs on this thread (0: none; no actor has PID 0).
+    static CURRENT: std::cell::Cell<Pid> = const { std::cell::Cell::new(0) };
+}
+
+/// The PID of the actor whose code is running on this thread, as Erlang's `self()`: set
+/// while a push handler runs (synchronous or async), in a `spawn_actor` task and on a pull
+/// actor's thread; `None` anywhere else.
+///
+/// ```
+/// use iris::{Flow, Message, Runtime};
+/// let rt = Runtime::new();
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let pid = rt.spawn_fn(move |_m| {
+///     tx.send(iris::current_pid()).unwrap();
+///     Flow::Stop
+/// }, 10);
+/// rt.send_user(pid, "who am I?").unwrap();
+/// assert_eq!(rx.recv().unwrap(), Some(pid));
+/// assert_eq!(iris::current_pid(), None);
+/// ```
+pub fn current_pid() -> Option<Pid> {
+    let pid = CURRENT.with(std::cell::Cell::get);
+    (pid != 0).then_some(pid)
+}
+
+/// Marks an actor as running on this thread until dropped, then restores the previous one.
+struct AsCurrent(Pid);
+
+impl AsCurrent {
+    fn enter(pid: Pid) -> AsCurrent {
+        AsCurrent(CURRENT.with(|c| c.replace(pid)))
+    }
+}
+
+impl Drop for AsCurrent {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
+/// Runs `fut` as actor `pid`: [`current_pid`] is `pid` during each poll.
+async fn in_actor<F: Future>(pid: Pid, fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(move |cx| {
+        let _current = AsCurrent::enter(pid);
+        fut.as_mut().poll(cx)
+    })
+    .await
 }
 
 thread_local! {
@@ -1481,7 +1537,8 @@ impl Actor {
                     // starting with this message's future and the rest of the batch.
                     let rt = self.rt.clone();
                     if let Some(inner) = rt.upgrade() {
-                        let task = run_push(rt, self.clone(), Some((fut, batch)));
+                        let task =
+                            in_actor(self.pid, run_push(rt, self.clone(), Some((fut, batch))));
                         inner.sched.spawn_task(task);
                     }
                     return BatchEnd::Ended;

@@ -491,3 +491,107 @@ fn joins_and_async_waits_racing_exits_all_see_the_reason() {
         });
     }
 }
+
+/// `current_pid` is the running actor's own PID in every kind of actor, and `None` outside.
+#[test]
+fn current_pid_names_the_running_actor_in_every_kind_of_actor() {
+    let rt = Runtime::new();
+    assert_eq!(iris::current_pid(), None);
+    let (tx, rx) = std::sync::mpsc::channel::<(&'static str, Option<Pid>)>();
+
+    let t = tx.clone();
+    let sync = rt.spawn_fn(
+        move |_m| {
+            t.send(("sync", iris::current_pid())).unwrap();
+            Flow::Stop
+        },
+        10,
+    );
+    let t = tx.clone();
+    let asynchronous = rt.spawn_handler_with_budget(
+        move |_m| {
+            let t = t.clone();
+            async move {
+                let before = iris::current_pid();
+                tokio::task::yield_now().await;
+                // Still itself after the await resumed it, maybe on another thread.
+                assert_eq!(before, iris::current_pid());
+                t.send(("async", iris::current_pid())).unwrap();
+                Flow::Stop
+            }
+        },
+        10,
+    );
+    let t = tx.clone();
+    let task = rt.spawn_actor(move |mut inbox| async move {
+        let _ = inbox.recv().await;
+        t.send(("task", iris::current_pid())).unwrap();
+    });
+    let t = tx.clone();
+    let pull = rt
+        .spawn_with_mailbox(move |mut inbox| {
+            let _ = inbox.recv_blocking(None);
+            t.send(("pull", iris::current_pid())).unwrap();
+        })
+        .unwrap();
+    for p in [sync, asynchronous, task, pull] {
+        rt.send(p, user("go")).unwrap();
+    }
+    let mut got: Vec<(&str, Option<Pid>)> = (0..4)
+        .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("async", Some(asynchronous)),
+            ("pull", Some(pull)),
+            ("sync", Some(sync)),
+            ("task", Some(task)),
+        ]
+    );
+    assert_eq!(iris::current_pid(), None);
+}
+
+/// A thousand actors on both scheduler threads, each sending to the next from its handler:
+/// every handler sees its own PID, never the sender's or a neighbour's on the same thread.
+#[test]
+fn current_pid_never_leaks_between_actors_sharing_a_thread() {
+    let rt = Runtime::new();
+    let n = 1000;
+    let wrong = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(AtomicUsize::new(0));
+    let slots: Arc<Vec<std::sync::OnceLock<Pid>>> =
+        Arc::new((0..n).map(|_| std::sync::OnceLock::new()).collect());
+    for i in 0..n {
+        let (rt2, wrong, seen, mine) = (rt.clone(), wrong.clone(), seen.clone(), slots.clone());
+        let pid = rt.spawn_fn(
+            move |_m| {
+                let slots = &mine;
+                let me = slots[i].get().copied();
+                if iris::current_pid() != me {
+                    wrong.fetch_add(1, Ordering::SeqCst);
+                }
+                if let Some(&next) = slots.get(i + 1).and_then(|s| s.get()) {
+                    let _ = rt2.send(next, user("hop"));
+                }
+                // Sending did not change who runs.
+                if iris::current_pid() != me {
+                    wrong.fetch_add(1, Ordering::SeqCst);
+                }
+                seen.fetch_add(1, Ordering::SeqCst);
+            },
+            10,
+        );
+        slots[i].set(pid).unwrap();
+    }
+    // Ten waves from ten starting points, so chains overlap on both threads.
+    for start in (0..n).step_by(n / 10) {
+        rt.send(*slots[start].get().unwrap(), user("hop")).unwrap();
+    }
+    let expected: usize = (0..n).step_by(n / 10).map(|s| n - s).sum();
+    wait_until("every hop handled", || {
+        seen.load(Ordering::SeqCst) == expected
+    });
+    assert_eq!(wrong.load(Ordering::SeqCst), 0);
+}
