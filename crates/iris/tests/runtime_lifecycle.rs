@@ -430,10 +430,10 @@ fn joins_and_async_waits_racing_exits_all_see_the_reason() {
         .unwrap();
     for round in 0..20u64 {
         let pids: Vec<Pid> = (0..50)
-            .map(|i| {
+            .map(|i: usize| {
                 rt.spawn_fn(
                     move |_m| {
-                        if i % 2 == 0 {
+                        if i.is_multiple_of(2) {
                             Flow::Stop
                         } else {
                             Flow::Crash(format!("crash {i}"))
@@ -444,7 +444,7 @@ fn joins_and_async_waits_racing_exits_all_see_the_reason() {
             })
             .collect();
         let expect = |i: usize| {
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 ExitReason::Normal
             } else {
                 ExitReason::Crash
