@@ -97,6 +97,33 @@ fn keep_thread_state() {
     }
 }
 
+thread_local! {
+    /// The actor a `release_gil=True` call on this blocking thread belongs to.
+    static BLOCKING_PID: std::cell::Cell<Option<Pid>> = const { std::cell::Cell::new(None) };
+}
+
+/// Marks a blocking thread as running an actor's call until dropped.
+struct BlockingCurrent(Option<Pid>);
+
+impl BlockingCurrent {
+    fn enter(pid: Option<Pid>) -> BlockingCurrent {
+        BlockingCurrent(BLOCKING_PID.with(|c| c.replace(pid)))
+    }
+}
+
+impl Drop for BlockingCurrent {
+    fn drop(&mut self) {
+        BLOCKING_PID.with(|c| c.set(self.0));
+    }
+}
+
+/// `iris.current_pid()`: the PID of the actor whose handler (or pull-actor body) is running
+/// on this thread, like Erlang's `self()`; `None` outside any actor.
+#[pyfunction]
+pub(crate) fn current_pid() -> Option<Pid> {
+    iris::current_pid().or_else(|| BLOCKING_PID.with(std::cell::Cell::get))
+}
+
 /// A push handler whose calls run on Tokio's blocking threads, awaited one at a time by the
 /// actor so the order holds. `gate` limits how many such calls run at once (the shared pool).
 pub(crate) fn blocking_behavior(
@@ -114,8 +141,12 @@ pub(crate) fn blocking_behavior(
                 Some(g) => g.acquire_owned().await.ok(),
                 None => None,
             };
-            let call =
-                tokio.spawn_blocking(move || Python::attach(|py| call_handler(py, &handler, &msg)));
+            // The call runs on a blocking thread: it is still this actor's code.
+            let me = iris::current_pid();
+            let call = tokio.spawn_blocking(move || {
+                let _current = BlockingCurrent::enter(me);
+                Python::attach(|py| call_handler(py, &handler, &msg))
+            });
             match call.await {
                 Ok(flow) => flow,
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

@@ -29,6 +29,7 @@ fn _iris(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<handler::StopSignal>()?;
     m.add("STOP", handler::stop(py).clone_ref(py))?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
+    m.add_function(wrap_pyfunction!(handler::current_pid, m)?)?;
     m.add_class::<jit::PyJitFunction>()?;
     m.add_function(wrap_pyfunction!(jit::jit_compile, m)?)?;
     m.add_function(wrap_pyfunction!(jit::set_jit_logging, m)?)?;

@@ -277,3 +277,29 @@ def test_runtime_with_one_worker_thread(until):
         assert until(lambda: len(got) == 50)
     with pytest.raises(ValueError):
         iris.Runtime(workers=0)
+
+
+@pytest.mark.parametrize("release_gil", [False, True])
+def test_current_pid_is_the_running_actor_in_every_mode(rt, until, release_gil):
+    seen = []
+    pids = [rt.spawn(lambda m: seen.append((m, iris.current_pid())), release_gil=release_gil)
+            for _ in range(20)]
+    for i, p in enumerate(pids):
+        rt.send(p, str(i).encode())
+    assert until(lambda: len(seen) == 20)
+    assert sorted(seen) == sorted((str(i).encode(), p) for i, p in enumerate(pids))
+    assert iris.current_pid() is None
+
+
+def test_current_pid_in_a_pull_actor_and_none_outside(rt, until):
+    seen = []
+
+    def body(mailbox):
+        mailbox.recv()
+        seen.append(iris.current_pid())
+
+    pid = rt.spawn_with_mailbox(body)
+    rt.send(pid, b"go")
+    assert until(lambda: seen)
+    assert seen == [pid]
+    assert iris.current_pid() is None

@@ -24,6 +24,7 @@ from ._iris import (
     Runtime,
     SpawnError,
     StopSignal,
+    current_pid,
     version,
 )
 from . import jit
@@ -49,6 +50,7 @@ __all__ = [
     "offload",
     "jit",
     "StopSignal",
+    "current_pid",
     "spawn_child_pool",
     "version",
 ]

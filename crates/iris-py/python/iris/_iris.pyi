@@ -28,6 +28,7 @@ __all__ = [
     "STOP",
     "SpawnError",
     "StopSignal",
+    "current_pid",
     "get_jit_logging",
     "jit_compile",
     "set_jit_logging",
@@ -37,6 +38,9 @@ __all__ = [
 STOP: StopSignal
 
 def version() -> str: ...
+def current_pid() -> Optional[int]:
+    """The PID of the actor whose handler (or pull-actor body) runs on this thread, as
+    Erlang's ``self()``; ``None`` outside any actor."""
 
 @final
 class StopSignal: ...
