@@ -177,9 +177,7 @@ fn spawn_node(rt: &Runtime, parent: Pid, num: u64, size: u64) -> Pid {
     let rt2 = rt.clone();
     let answers = AtomicU64::new(0);
     let sum = AtomicU64::new(0);
-    let me = Arc::new(OnceLock::<Pid>::new());
-    let me2 = me.clone();
-    let pid = rt.spawn_fn(
+    rt.spawn_fn(
         move |m| {
             let Message::User(b) = m else {
                 return Flow::Continue;
@@ -196,7 +194,8 @@ fn spawn_node(rt: &Runtime, parent: Pid, num: u64, size: u64) -> Pid {
                     return Flow::Stop;
                 }
                 let step = size / 10;
-                let me = *me2.get().expect("pid set before start");
+                // Its own PID, as the peers' actors take their own address from the context.
+                let me = iris::current_pid().expect("runs as an actor");
                 for i in 0..10 {
                     let child = spawn_node(&rt2, me, num + i * step, step);
                     let _ = rt2.send(child, Message::User(Bytes::new()));
@@ -212,7 +211,5 @@ fn spawn_node(rt: &Runtime, parent: Pid, num: u64, size: u64) -> Pid {
             Flow::Continue
         },
         100,
-    );
-    me.set(pid).expect("set once");
-    pid
+    )
 }
