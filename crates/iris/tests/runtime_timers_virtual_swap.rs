@@ -280,3 +280,67 @@ fn a_flooded_actor_does_not_starve_a_hundred_others() {
         flood_count.load(Ordering::Relaxed) == FLOOD
     });
 }
+
+/// On a single worker, request/response chains that never let the run queue empty (the
+/// loop spends its cooperative budget instead of yielding after every batch) still let
+/// Tokio's timers and task-based actors run: timers fire and an async actor answers while
+/// the chains keep going.
+#[test]
+fn endless_hand_off_chains_on_one_worker_do_not_starve_timers_or_tasks() {
+    let rt = Runtime::with_workers(1).unwrap();
+    let hops = Arc::new(AtomicUsize::new(0));
+    // Four pairs bouncing a ball forever: hand-offs, overdue pushes, a queue never empty.
+    let mut pairs = Vec::new();
+    for _ in 0..4 {
+        let slot = Arc::new(std::sync::OnceLock::<Pid>::new());
+        let (rt2, s2, h2) = (rt.clone(), slot.clone(), hops.clone());
+        let a = rt.spawn_fn(
+            move |m| {
+                h2.fetch_add(1, Ordering::Relaxed);
+                let _ = rt2.send(*s2.get().unwrap(), m);
+            },
+            10,
+        );
+        let (rt3, h3) = (rt.clone(), hops.clone());
+        let b = rt.spawn_fn(
+            move |m| {
+                h3.fetch_add(1, Ordering::Relaxed);
+                let _ = rt3.send(a, m);
+            },
+            10,
+        );
+        slot.set(b).unwrap();
+        rt.send(a, Message::User(Bytes::from_static(b"ball")))
+            .unwrap();
+        pairs.push((a, b));
+    }
+    wait_until("the chains run", || hops.load(Ordering::Relaxed) > 10_000);
+    let (rec, log) = recorder(&rt);
+    for i in 0..5u64 {
+        rt.send_after(rec, 5 + i * 5, format!("t{i}"));
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let task = rt.spawn_actor(move |mut inbox| async move {
+        while let Some(m) = inbox.recv().await {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            tx.send(m).unwrap();
+        }
+    });
+    for _ in 0..3 {
+        rt.send(task, Message::User(Bytes::from_static(b"q")))
+            .unwrap();
+    }
+    wait_until("every timer fired", || log.lock().unwrap().len() == 5);
+    for _ in 0..3 {
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the async actor answers");
+    }
+    let before = hops.load(Ordering::Relaxed);
+    wait_until("the chains still run", || {
+        hops.load(Ordering::Relaxed) > before + 1000
+    });
+    for (a, b) in pairs {
+        rt.stop(a);
+        rt.stop(b);
+    }
+}
