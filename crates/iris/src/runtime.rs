@@ -1548,7 +1548,18 @@ impl Actor {
                 return end(batch, None);
             }
         }
-        recycle(batch);
+        // The common end: the batch is empty and this thread's spare was taken above, so the
+        // buffer goes back as the spare without `recycle`'s checks (this is once per hop on a
+        // request/response chain).
+        if batch.capacity().saturating_mul(size_of::<Message>()) <= SPARE_BYTES {
+            let old = SPARE.replace(batch);
+            if old.capacity() > 0 {
+                recycle(old);
+            } else {
+                // Nothing to free: skips the call that drops an empty deque.
+                std::mem::forget(old);
+            }
+        }
         BatchEnd::Drained
     }
 }
