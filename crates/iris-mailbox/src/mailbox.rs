@@ -770,6 +770,23 @@ impl<M> Mailbox<M> {
         if self.urgent.load(Ordering::Acquire) > 0 || self.is_closed() {
             return None;
         }
+        // The consumer's buffer is empty (only the consumer fills it, and this is the
+        // consumer reading the length it published): the lane goes straight into `out` under
+        // the shared lock alone, without locking the buffer or publishing its length. A
+        // `close` racing this is seen under the lock. This is the receive of every hop of a
+        // request/response chain.
+        if self.rx.is_some() && self.buffered.load(Ordering::Acquire) == 0 {
+            if !self.lane.load(Ordering::SeqCst) {
+                return Some(0);
+            }
+            let mut st = self.lock();
+            if !st.system.is_empty() || st.stash_len() > 0 || st.closed {
+                return None;
+            }
+            let n = take(&mut st.user, max, out);
+            self.sync(&st);
+            return Some(n);
+        }
         let mut rx = self.rx()?;
         if rx.len() < max && self.lane.load(Ordering::SeqCst) {
             let mut st = self.lock();
