@@ -392,6 +392,11 @@ impl<M> Mailbox<M> {
             || self.buffered.load(Ordering::SeqCst) > 0
     }
 
+    /// `true` for a bounded mailbox (lock-free: an unbounded one has a consumer buffer).
+    pub fn is_bounded(&self) -> bool {
+        self.rx.is_none()
+    }
+
     /// `true` once [`Mailbox::close`] ran.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)

@@ -152,6 +152,53 @@ impl ExitLatch {
     }
 }
 
+/// The express slot: one user message handed by the send that wins a dormant push actor's
+/// activation straight to its next run, instead of through the mailbox's locks and flags
+/// (the hand-off of a request/response chain, a first message to a fresh actor).
+///
+/// Ownership follows the activation, so the slot needs no lock: only the sender whose
+/// `dormant` compare-exchange (true → false) succeeded writes it, and only before it
+/// schedules the actor; only that scheduled run reads it, before the actor can go dormant
+/// again; the scheduling hand-off orders the write before the read, and the run's
+/// `dormant` store (SeqCst) orders its take before the next winner's write. The sender uses
+/// it only when the mailbox is empty, so none of its own earlier messages can be overtaken.
+/// `full` mirrors the slot for readers outside that chain (`mailbox_size`).
+#[derive(Default)]
+pub(crate) struct Express {
+    slot: std::cell::UnsafeCell<Option<Message>>,
+    full: AtomicBool,
+}
+
+// SAFETY: the slot is written and read only by the owner of the actor's activation, one
+// at a time, with the hand-offs described above ordering the accesses; `Message` is `Send`.
+unsafe impl Sync for Express {}
+
+impl Express {
+    /// Puts the message; the caller won the actor's activation and has not scheduled it yet.
+    pub(crate) fn put(&self, msg: Message) {
+        // SAFETY: the caller owns the activation (see the type's docs): nothing else touches
+        // the slot until the actor is scheduled.
+        unsafe { *self.slot.get() = Some(msg) };
+        self.full.store(true, Ordering::Release);
+    }
+
+    /// Takes the message; the caller is the actor's scheduled run.
+    pub(crate) fn take(&self) -> Option<Message> {
+        if !self.full.load(Ordering::Acquire) {
+            return None;
+        }
+        self.full.store(false, Ordering::Release);
+        // SAFETY: the caller is the run that the slot's writer scheduled (see the type's
+        // docs); the writer finished before scheduling it.
+        unsafe { (*self.slot.get()).take() }
+    }
+
+    /// `true` while a message waits in the slot.
+    pub(crate) fn is_full(&self) -> bool {
+        self.full.load(Ordering::Acquire)
+    }
+}
+
 /// One actor.
 pub(crate) struct Actor {
     pub(crate) pid: Pid,
@@ -174,6 +221,12 @@ pub(crate) struct Actor {
     /// get a task on their first message, so idle actors cost no task at all; virtual actors
     /// may also go back to dormant after an idle timeout.
     pub(crate) dormant: AtomicBool,
+    /// A user message handed straight to this actor by the send that woke it (see
+    /// [`Express`]); only scheduler-run push actors with unbounded mailboxes take one.
+    pub(crate) express: Express,
+    /// `true` when a send may use `express`: a push actor run by the scheduler loops (no
+    /// idle timeout) with an unbounded mailbox.
+    pub(crate) expressable: bool,
     /// Set before an exit hook is added for this actor; `finish` looks for hooks only then.
     pub(crate) hooked: AtomicBool,
     /// Set once the exit procedure started, so it runs exactly once.
@@ -192,6 +245,7 @@ impl Actor {
         rt: Weak<Inner>,
     ) -> Actor {
         let lazy = matches!(kind, Kind::Push { .. });
+        let expressable = matches!(kind, Kind::Push { idle: None, .. }) && !mailbox.is_bounded();
         Actor {
             pid,
             mailbox,
@@ -205,6 +259,8 @@ impl Actor {
             linked: AtomicBool::new(false),
             monitored: AtomicBool::new(false),
             dormant: AtomicBool::new(lazy),
+            express: Express::default(),
+            expressable,
             hooked: AtomicBool::new(false),
             finishing: AtomicBool::new(false),
             rt,

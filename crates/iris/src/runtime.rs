@@ -275,12 +275,15 @@ impl ActorRef {
         let pid = self.actor.pid;
         let hop = match msg {
             // The common case, queued in place: no hop or result carries the message around.
-            Message::User(_) => match self.actor.mailbox.offer(msg) {
-                Offer::Queued => {
-                    self.rt.activate(&self.actor);
-                    return Ok(());
-                }
-                offer => self.rt.offered(pid, &self.actor, offer),
+            Message::User(_) => match self.rt.express(&self.actor, msg) {
+                Ok(()) => return Ok(()),
+                Err(msg) => match self.actor.mailbox.offer(msg) {
+                    Offer::Queued => {
+                        self.rt.activate(&self.actor);
+                        return Ok(());
+                    }
+                    offer => self.rt.offered(pid, &self.actor, offer),
+                },
             },
             system => self.rt.hop(pid, &self.actor, system),
         };
@@ -777,7 +780,33 @@ impl Runtime {
             }
             user => user,
         };
+        let user = match self.express(actor, user) {
+            Ok(()) => return Hop::Done(Ok(())),
+            Err(user) => user,
+        };
         self.offered(target, actor, actor.mailbox.offer(user))
+    }
+
+    /// Hands a user message straight to a dormant push actor whose mailbox is empty, waking
+    /// it (see [`crate::actor::Express`]); gives the message back for the mailbox otherwise.
+    #[inline]
+    fn express(&self, actor: &Arc<Actor>, msg: Message) -> Result<(), Message> {
+        if actor.expressable
+            && actor.dormant.load(Ordering::SeqCst)
+            // Empty: none of this sender's earlier messages waits to be overtaken (it saw
+            // its own pushes), and the actor is not closed.
+            && !actor.mailbox.has_messages()
+            && !actor.mailbox.is_closed()
+            && actor
+                .dormant
+                .compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            actor.express.put(msg);
+            self.inner.runq.schedule(actor.clone());
+            return Ok(());
+        }
+        Err(msg)
     }
 
     /// What an offer of a user message to `actor` (found as `target`) means for the delivery.
@@ -980,7 +1009,7 @@ impl Runtime {
             .table
             .get(pid)
             .filter(|a| a.is_alive())
-            .map(|a| a.mailbox.len())
+            .map(|a| a.mailbox.len() + usize::from(a.express.is_full()))
     }
 
     /// Sets the overflow policy of a bounded mailbox.
@@ -1342,7 +1371,9 @@ impl Runnable for Actor {
         // A batch guard (a binding's interpreter lock) is only taken when there is work.
         let outcome = match behaviors.batch_guard() {
             None => Some(self.run_batch(behaviors, *budget)),
-            Some(_) if !self.mailbox.has_messages() => Some(BatchEnd::Drained),
+            Some(_) if !self.express.is_full() && !self.mailbox.has_messages() => {
+                Some(BatchEnd::Drained)
+            }
             Some(guard) => {
                 let mut outcome = None;
                 guard(&mut || outcome = Some(self.run_batch(behaviors, *budget)));
@@ -1510,13 +1541,19 @@ impl Actor {
             recycle(self.mailbox.reclaim());
             BatchEnd::Ended
         };
-        match self.mailbox.try_recv_batch(budget, &mut batch) {
-            Ok(0) => {
-                recycle(batch);
-                return BatchEnd::Drained;
+        // A message handed over by the send that woke the actor comes first: every message
+        // in the mailbox was queued after it (its sender saw the mailbox empty).
+        batch.extend(self.express.take());
+        let room = budget.saturating_sub(batch.len());
+        if room > 0 {
+            match self.mailbox.try_recv_batch(room, &mut batch) {
+                Ok(_) if batch.is_empty() => {
+                    recycle(batch);
+                    return BatchEnd::Drained;
+                }
+                Ok(_) => {}
+                Err(_closed) => return end(batch, None),
             }
-            Ok(_) => {}
-            Err(_closed) => return end(batch, None),
         }
         while let Some(msg) = batch.pop_front() {
             let step =

@@ -347,3 +347,174 @@ fn actor_refs_from_many_threads_keep_per_sender_order() {
         next[t] += 1;
     }
 }
+
+/// A send that wakes a dormant actor hands it the message directly (the express slot); the
+/// sends after it go through the mailbox. Threads and actors (senders on the scheduler
+/// loops, whose targets run on the same thread next) send numbered messages to actors that
+/// go dormant again and again (random pauses on both sides): every target still sees each
+/// sender's messages in order, exactly once.
+#[test]
+fn per_sender_order_holds_while_targets_keep_going_dormant() {
+    const TARGETS: usize = 6;
+    const THREADS: u64 = 4;
+    const ACTORS: u64 = 4;
+    const PER: u64 = 1_500;
+    let rt = Runtime::new();
+    let logs: Vec<Arc<Mutex<Vec<u64>>>> = (0..TARGETS).map(|_| Arc::default()).collect();
+    let targets: Vec<Pid> = logs
+        .iter()
+        .map(|log| {
+            let l = log.clone();
+            rt.spawn_fn(
+                move |m| {
+                    let v = as_num(&m);
+                    l.lock().unwrap().push(v);
+                    // Now and then slow, so the senders find it busy, then dormant again.
+                    if v.is_multiple_of(97) {
+                        std::thread::sleep(Duration::from_micros(50));
+                    }
+                },
+                8,
+            )
+        })
+        .collect();
+    let targets = Arc::new(targets);
+    // Sender ids: threads 0..THREADS, actors THREADS..THREADS+ACTORS.
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (rt, targets) = (rt.clone(), targets.clone());
+            std::thread::spawn(move || {
+                for i in 0..PER {
+                    let to = targets[((i * 7 + t) as usize) % TARGETS];
+                    rt.send(to, num((t << 32) | i)).unwrap();
+                    if (i ^ t) % 61 == 0 {
+                        std::thread::sleep(Duration::from_micros(20 + (i % 5) * 30));
+                    }
+                }
+            })
+        })
+        .collect();
+    // Actor senders: each message to itself drives the next send, from a scheduler loop.
+    for a in 0..ACTORS {
+        let id = THREADS + a;
+        let (rt2, targets) = (rt.clone(), targets.clone());
+        let me = Arc::new(std::sync::OnceLock::<Pid>::new());
+        let me2 = me.clone();
+        let i = std::sync::atomic::AtomicU64::new(0);
+        let pid = rt.spawn_fn(
+            move |_m| {
+                let i = i.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i == PER {
+                    return Flow::Stop;
+                }
+                let to = targets[((i * 5 + id) as usize) % TARGETS];
+                rt2.send(to, num((id << 32) | i)).unwrap();
+                rt2.send(*me2.get().unwrap(), num(0)).unwrap();
+                Flow::Continue
+            },
+            4,
+        );
+        me.set(pid).unwrap();
+        rt.send(pid, num(0)).unwrap();
+    }
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    let total = ((THREADS + ACTORS) * PER) as usize;
+    wait_until("every message handled", || {
+        logs.iter().map(|l| l.lock().unwrap().len()).sum::<usize>() == total
+    });
+    for (k, log) in logs.iter().enumerate() {
+        let mut next = std::collections::HashMap::new();
+        for v in log.lock().unwrap().iter() {
+            let (s, i) = (v >> 32, v & 0xffff_ffff);
+            let last = next.entry(s).or_insert(None::<u64>);
+            assert!(
+                last.is_none_or(|l| i > l),
+                "target {k}: sender {s} sent {i} after {last:?}"
+            );
+            *last = Some(i);
+        }
+    }
+}
+
+/// On one worker held busy, a message to a dormant actor waits in its express slot and
+/// counts in `mailbox_size`; the messages after it queue behind it, and all run in order.
+#[test]
+fn a_handed_over_message_counts_in_mailbox_size_and_runs_first() {
+    let rt = Runtime::with_workers(1).unwrap();
+    let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
+    let hold_rx = Mutex::new(hold_rx);
+    let (busy_tx, busy_rx) = std::sync::mpsc::channel::<()>();
+    let blocker = rt.spawn_fn(
+        move |_m| {
+            busy_tx.send(()).unwrap();
+            hold_rx.lock().unwrap().recv().unwrap();
+        },
+        1,
+    );
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    let target = rt.spawn_fn(move |m| l.lock().unwrap().push(as_num(&m)), 100);
+    rt.send(blocker, num(0)).unwrap();
+    busy_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    // The only worker is busy: the target is woken but cannot run yet.
+    rt.send(target, num(1)).unwrap();
+    assert_eq!(rt.mailbox_size(target), Some(1));
+    for i in 2..=5 {
+        rt.send(target, num(i)).unwrap();
+    }
+    assert_eq!(rt.mailbox_size(target), Some(5));
+    hold_tx.send(()).unwrap();
+    wait_until("all handled", || log.lock().unwrap().len() == 5);
+    assert_eq!(*log.lock().unwrap(), vec![1, 2, 3, 4, 5]);
+    assert_eq!(rt.mailbox_size(target), Some(0));
+}
+
+/// Stops racing the sends that wake dormant actors: every actor ends with its stop reason,
+/// no message is handled twice, and the runtime stays usable.
+#[test]
+fn stops_racing_wake_up_sends_end_every_actor_cleanly() {
+    let rt = Runtime::new();
+    for round in 0..50u64 {
+        let handled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let pids: Vec<Pid> = (0..40)
+            .map(|_| {
+                let h = handled.clone();
+                rt.spawn_fn(
+                    move |_m| {
+                        h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    },
+                    4,
+                )
+            })
+            .collect();
+        let p2 = pids.clone();
+        let rt2 = rt.clone();
+        let stopper = std::thread::spawn(move || {
+            for (i, &p) in p2.iter().enumerate() {
+                if (i as u64 + round).is_multiple_of(3) {
+                    std::thread::yield_now();
+                }
+                rt2.stop(p);
+            }
+        });
+        for &p in &pids {
+            // Refused once the stop won; accepted (and maybe dropped with the mailbox) before.
+            let _ = rt.send(p, num(round));
+            let _ = rt.send(p, num(round));
+        }
+        stopper.join().unwrap();
+        for &p in &pids {
+            let info = rt
+                .join_timeout(p, Duration::from_secs(10))
+                .expect("every actor exits");
+            assert_eq!(info.reason, ExitReason::Killed);
+        }
+        let seen = handled.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(seen <= 80, "at most the messages sent: {seen}");
+    }
+    // Still usable.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = rt.spawn_fn(move |m| tx.send(as_num(&m)).unwrap(), 10);
+    rt.send(p, num(7)).unwrap();
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), 7);
+}
