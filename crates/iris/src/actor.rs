@@ -176,9 +176,14 @@ unsafe impl Sync for Express {}
 impl Express {
     /// Puts the message; the caller won the actor's activation and has not scheduled it yet.
     pub(crate) fn put(&self, msg: Message) {
+        debug_assert!(
+            !self.full.load(Ordering::Relaxed),
+            "express slot already full"
+        );
         // SAFETY: the caller owns the activation (see the type's docs): nothing else touches
-        // the slot until the actor is scheduled.
-        unsafe { *self.slot.get() = Some(msg) };
+        // the slot until the actor is scheduled. The slot is empty (`full` is false: the
+        // last run took its message), so nothing is overwritten without being dropped.
+        unsafe { self.slot.get().write(Some(msg)) };
         self.full.store(true, Ordering::Release);
     }
 

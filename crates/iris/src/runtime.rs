@@ -1,7 +1,7 @@
 //! The runtime: spawning, sending, stopping, exits, children, timers, virtual actors and
 //! hot swap.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -1532,7 +1532,6 @@ impl Actor {
     /// fast consumer just ahead of its producer, and every time it caught up the producer
     /// would pay a thread wake-up to reactivate it (the sink ran 40% slower that way).
     fn run_batch(self: &Arc<Self>, behaviors: &Behaviors, budget: usize) -> BatchEnd {
-        let mut batch = SPARE.take();
         // The actor ends: the rest of its batch is dropped with its mailbox's messages, and
         // the buffers go back to this thread's pool.
         let end = |batch, own| {
@@ -1541,9 +1540,26 @@ impl Actor {
             recycle(self.mailbox.reclaim());
             BatchEnd::Ended
         };
+        // The hop of a request/response chain: the message handed over by the send that
+        // woke the actor, with nothing queued behind it, needs no batch buffer and no
+        // receive from the mailbox.
+        if self.express.is_full() && !self.mailbox.has_messages() && !self.mailbox.is_closed() {
+            let Some(msg) = self.express.take() else {
+                return BatchEnd::Drained;
+            };
+            return match self.handle(behaviors, msg) {
+                Handled::Continue if self.mailbox.is_closed() => end(VecDeque::new(), None),
+                Handled::Continue => BatchEnd::Drained,
+                Handled::Exit(info) => end(VecDeque::new(), Some(info)),
+                Handled::Async(fut) => self.hand_over(fut, VecDeque::new()),
+            };
+        }
+        let mut batch = SPARE.take();
         // A message handed over by the send that woke the actor comes first: every message
         // in the mailbox was queued after it (its sender saw the mailbox empty).
-        batch.extend(self.express.take());
+        if let Some(m) = self.express.take() {
+            batch.push_back(m);
+        }
         let room = budget.saturating_sub(batch.len());
         if room > 0 {
             match self.mailbox.try_recv_batch(room, &mut batch) {
@@ -1556,38 +1572,17 @@ impl Actor {
             }
         }
         while let Some(msg) = batch.pop_front() {
-            let step =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| behaviors.call(msg)));
-            match step {
-                Err(p) => {
-                    let why = iris_sched::panic_message(p.as_ref());
-                    let info = ExitInfo::with_metadata(ExitReason::Panic, why);
-                    return end(batch, Some(info));
-                }
-                Ok(Step::Done(flow)) => {
-                    if let Some(info) = flow_exit(flow) {
-                        return end(batch, Some(info));
-                    }
-                }
-                Ok(Step::Async(fut)) => {
-                    // An asynchronous behaviour: from here on the actor runs as its own task,
-                    // starting with this message's future and the rest of the batch.
-                    let rt = self.rt.clone();
-                    if let Some(inner) = rt.upgrade() {
-                        let task =
-                            in_actor(self.pid, run_push(rt, self.clone(), Some((fut, batch))));
-                        inner.sched.spawn_task(task);
-                    }
-                    return BatchEnd::Ended;
-                }
+            match self.handle(behaviors, msg) {
+                Handled::Continue => {}
+                Handled::Exit(info) => return end(batch, Some(info)),
+                Handled::Async(fut) => return self.hand_over(fut, batch),
             }
             if self.mailbox.is_closed() {
                 return end(batch, None);
             }
         }
         // The common end: the batch is empty and this thread's spare was taken above, so the
-        // buffer goes back as the spare without `recycle`'s checks (this is once per hop on a
-        // request/response chain).
+        // buffer goes back as the spare without `recycle`'s checks.
         if batch.capacity().saturating_mul(size_of::<Message>()) <= SPARE_BYTES {
             let old = SPARE.replace(batch);
             if old.capacity() > 0 {
@@ -1599,6 +1594,47 @@ impl Actor {
         }
         BatchEnd::Drained
     }
+
+    /// Runs the behaviour on one message, catching a panic.
+    #[inline]
+    fn handle(&self, behaviors: &Behaviors, msg: Message) -> Handled {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| behaviors.call(msg))) {
+            Err(p) => {
+                let why = iris_sched::panic_message(p.as_ref());
+                Handled::Exit(ExitInfo::with_metadata(ExitReason::Panic, why))
+            }
+            Ok(Step::Done(flow)) => match flow_exit(flow) {
+                Some(info) => Handled::Exit(info),
+                None => Handled::Continue,
+            },
+            Ok(Step::Async(fut)) => Handled::Async(fut),
+        }
+    }
+
+    /// An asynchronous behaviour: from here on the actor runs as its own task, starting with
+    /// this message's future and the rest of the batch.
+    fn hand_over(
+        self: &Arc<Self>,
+        fut: std::pin::Pin<Box<dyn Future<Output = Flow> + Send>>,
+        rest: VecDeque<Message>,
+    ) -> BatchEnd {
+        let rt = self.rt.clone();
+        if let Some(inner) = rt.upgrade() {
+            let task = in_actor(self.pid, run_push(rt, self.clone(), Some((fut, rest))));
+            inner.sched.spawn_task(task);
+        }
+        BatchEnd::Ended
+    }
+}
+
+/// What one message did to its actor.
+enum Handled {
+    /// The actor goes on.
+    Continue,
+    /// The actor ends (stop, crash or panic).
+    Exit(ExitInfo),
+    /// The behaviour returned a future: the actor moves to a task of its own.
+    Async(std::pin::Pin<Box<dyn Future<Output = Flow> + Send>>),
 }
 
 type Pending = (
