@@ -586,17 +586,24 @@ impl<M> Mailbox<M> {
         }
         st.closed = true;
         self.closed.store(true, Ordering::Release);
-        let mut dropped: Vec<M> = st.system.drain(..).collect();
-        if let Some(c) = st.cold.as_mut() {
+        // Every actor's exit closes its mailbox, most of them empty: the lanes are only
+        // drained (and the vector grown) when they hold something.
+        let mut dropped: Vec<M> = Vec::new();
+        if !st.system.is_empty() {
+            dropped.extend(st.system.drain(..));
+        }
+        if let Some(c) = st.cold.as_mut().filter(|c| !c.stash.is_empty()) {
             dropped.extend(c.stash.drain(..).map(|s| s.msg));
         }
         drop(st);
         // The buffer's messages are older than the lane's; `rx` is locked before `state`.
-        if let Some(mut rx) = self.rx() {
+        if let Some(mut rx) = self.rx().filter(|rx| !rx.is_empty()) {
             dropped.extend(rx.drain(..));
         }
         let mut st = self.lock();
-        dropped.extend(st.user.drain(..));
+        if !st.user.is_empty() {
+            dropped.extend(st.user.drain(..));
+        }
         self.sync(&st);
         let rx = st.rx_waker.take();
         let waiters = match st.cold.as_mut() {
