@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
 use std::time::Duration;
 
@@ -353,7 +353,6 @@ type TableShard = RwLock<PidMap<Arc<Actor>>>;
 
 pub(crate) struct Table {
     shards: Box<[Padded<TableShard>]>,
-    live: AtomicUsize,
 }
 
 impl Table {
@@ -362,7 +361,6 @@ impl Table {
             shards: (0..SHARDS)
                 .map(|_| Padded(RwLock::new(PidMap::default())))
                 .collect(),
-            live: AtomicUsize::new(0),
         }
     }
 
@@ -391,7 +389,6 @@ impl Table {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(pid, actor);
-        self.live.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn remove(&self, pid: Pid) -> Option<Arc<Actor>> {
@@ -400,14 +397,16 @@ impl Table {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&pid);
-        if removed.is_some() {
-            self.live.fetch_sub(1, Ordering::Relaxed);
-        }
         removed
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.live.load(Ordering::Relaxed)
+        // The shards' sizes: a counter of its own, touched by every spawn and exit on every
+        // thread, was a contended line in spawn-heavy loads; this is asked for rarely.
+        self.shards
+            .iter()
+            .map(|s| s.0.read().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<Actor>> {

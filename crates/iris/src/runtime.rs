@@ -1262,22 +1262,23 @@ fn finish(inner: &Arc<Inner>, actor: &Arc<Actor>, own: Option<ExitInfo>) {
     if actor.finishing.swap(true, Ordering::AcqRel) {
         return;
     }
-    let requested = actor.related(|r| r.kill.clone()).flatten();
-    let info = match own {
-        Some(info) => info,
-        None => requested.unwrap_or_else(|| ExitInfo::new(ExitReason::Killed)),
-    };
     actor.mailbox.close();
     let pid = actor.pid;
-    // Closed: no timer or child can be added any more.
-    let (timers, children) = actor
+    // Closed: no timer or child can be added any more. One lock for the requested reason
+    // (a kill sets it before it closes the mailbox), the timers and the children.
+    let (requested, timers, children) = actor
         .related(|r| {
             (
+                r.kill.clone(),
                 std::mem::take(&mut r.timers),
                 std::mem::take(&mut r.children),
             )
         })
         .unwrap_or_default();
+    let info = match own {
+        Some(info) => info,
+        None => requested.unwrap_or_else(|| ExitInfo::new(ExitReason::Killed)),
+    };
     for id in timers {
         cancel_timer(inner, id);
     }
