@@ -392,12 +392,10 @@ impl Table {
     }
 
     pub(crate) fn remove(&self, pid: Pid) -> Option<Arc<Actor>> {
-        let removed = self
-            .shard(pid)
+        self.shard(pid)
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&pid);
-        removed
+            .remove(&pid)
     }
 
     pub(crate) fn len(&self) -> usize {
