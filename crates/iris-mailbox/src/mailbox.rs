@@ -795,9 +795,15 @@ impl<M> Mailbox<M> {
             if !st.system.is_empty() || st.stash_len() > 0 || st.closed {
                 return None;
             }
-            let n = take(&mut st.user, max, out);
-            self.sync(&st);
-            return Some(n);
+            // Only a whole-lane swap is done under the shared lock; a copy (a lane longer
+            // than `max`, or `out` not empty) goes through the buffer below, outside it, so
+            // producers never wait for it.
+            if out.is_empty() && st.user.len() <= max {
+                let n = take(&mut st.user, max, out);
+                self.sync(&st);
+                return Some(n);
+            }
+            drop(st);
         }
         let mut rx = self.rx()?;
         if rx.len() < max && self.lane.load(Ordering::SeqCst) {
