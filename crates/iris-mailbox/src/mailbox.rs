@@ -404,11 +404,22 @@ impl<M> Mailbox<M> {
 
     /// Queues a system message. The system lane is never bounded and overtakes the user lane.
     pub fn push_system(&self, msg: M) -> Result<(), Closed<M>> {
+        self.push_to(msg, |st| &mut st.system).map_err(Closed)
+    }
+
+    /// Queues `msg` at the back of the lane `lane` picks, if the mailbox is open; publishes
+    /// the lanes' state and wakes a waiting receiver. Gives the message back once closed.
+    #[inline]
+    fn push_to(
+        &self,
+        msg: M,
+        lane: impl FnOnce(&mut State<M>) -> &mut VecDeque<M>,
+    ) -> Result<(), M> {
         let mut st = self.lock();
         if st.closed {
-            return Err(Closed(msg));
+            return Err(msg);
         }
-        st.system.push_back(msg);
+        lane(&mut st).push_back(msg);
         self.sync(&st);
         let waker = st.rx_waker.take();
         drop(st);
@@ -432,18 +443,10 @@ impl<M> Mailbox<M> {
 
     /// [`Mailbox::offer`] on an unbounded mailbox: always room, no policy.
     fn push_unbounded(&self, msg: M) -> Offer<M> {
-        let mut st = self.lock();
-        if st.closed {
-            return Offer::Closed(msg);
+        match self.push_to(msg, |st| &mut st.user) {
+            Ok(()) => Offer::Queued,
+            Err(msg) => Offer::Closed(msg),
         }
-        st.user.push_back(msg);
-        self.sync(&st);
-        let waker = st.rx_waker.take();
-        drop(st);
-        if let Some(w) = waker {
-            w.wake();
-        }
-        Offer::Queued
     }
 
     fn offer_bounded(&self, msg: M) -> Offer<M> {
