@@ -274,7 +274,6 @@ impl ActorRef {
     pub fn send(&self, msg: Message) -> Result<(), SendError> {
         let pid = self.actor.pid;
         let hop = match msg {
-            // The common case, queued in place: no hop or result carries the message around.
             // A dormant actor: handed over directly when its mailbox is empty.
             Message::User(_) if may_express(&self.actor) => {
                 match self.rt.express(&self.actor, msg) {
@@ -285,6 +284,7 @@ impl ActorRef {
                     }
                 }
             }
+            // The common case, queued in place: no hop or result carries the message around.
             Message::User(_) => match self.actor.mailbox.offer(msg) {
                 Offer::Queued => {
                     self.rt.activate(&self.actor);
@@ -787,12 +787,11 @@ impl Runtime {
             }
             user => user,
         };
-        let mut user = user;
         if may_express(actor) {
-            match self.express(actor, user) {
-                Ok(()) => return Hop::Done(Ok(())),
-                Err(m) => user = m,
-            }
+            return match self.express(actor, user) {
+                Ok(()) => Hop::Done(Ok(())),
+                Err(user) => self.offered(target, actor, actor.mailbox.offer(user)),
+            };
         }
         self.offered(target, actor, actor.mailbox.offer(user))
     }
