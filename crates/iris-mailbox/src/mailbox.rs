@@ -314,6 +314,15 @@ impl<M> Mailbox<M> {
         }
     }
 
+    /// The shared state, locked, when nothing but user messages can wait (no system or
+    /// stashed message, not closed): the condition of the consumer's fast receive paths,
+    /// checked under the lock. `None`: take the general path.
+    #[inline]
+    fn lock_user_lane(&self) -> Option<MutexGuard<'_, State<M>>> {
+        let st = self.lock();
+        (st.system.is_empty() && st.stash_len() == 0 && !st.closed).then_some(st)
+    }
+
     /// Refills the consumer's buffer from the lane to `want` messages (the whole lane in one
     /// swap when the buffer is empty; its messages are older than the lane's) and publishes
     /// the buffer's length. Call under the state lock, before the `sync` that clears the lane's
@@ -341,10 +350,9 @@ impl<M> Mailbox<M> {
         if let Some(m) = rx.pop_front() {
             return Buffered::Got(m);
         }
-        let mut st = self.lock();
-        if !st.system.is_empty() || st.stash_len() > 0 || st.closed {
+        let Some(mut st) = self.lock_user_lane() else {
             return Buffered::Slow;
-        }
+        };
         Self::refill(&mut st, &mut rx, 1);
         self.sync(&st);
         drop(st);
@@ -794,10 +802,7 @@ impl<M> Mailbox<M> {
             if !self.lane.load(Ordering::SeqCst) {
                 return Some(0);
             }
-            let mut st = self.lock();
-            if !st.system.is_empty() || st.stash_len() > 0 || st.closed {
-                return None;
-            }
+            let mut st = self.lock_user_lane()?;
             // Only a whole-lane swap is done under the shared lock; a copy (a lane longer
             // than `max`, or `out` not empty) goes through the buffer below, outside it, so
             // producers never wait for it.
@@ -810,10 +815,7 @@ impl<M> Mailbox<M> {
         }
         let mut rx = self.rx()?;
         if rx.len() < max && self.lane.load(Ordering::SeqCst) {
-            let mut st = self.lock();
-            if !st.system.is_empty() || st.stash_len() > 0 || st.closed {
-                return None;
-            }
+            let mut st = self.lock_user_lane()?;
             Self::refill(&mut st, &mut rx, max);
             self.sync(&st);
         }
