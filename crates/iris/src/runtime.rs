@@ -274,24 +274,8 @@ impl ActorRef {
     pub fn send(&self, msg: Message) -> Result<(), SendError> {
         let pid = self.actor.pid;
         let hop = match msg {
-            // A dormant actor: handed over directly when its mailbox is empty.
-            Message::User(_) if may_express(&self.actor) => {
-                match self.rt.express(&self.actor, msg) {
-                    Ok(()) => return Ok(()),
-                    Err(msg) => {
-                        let offer = self.actor.mailbox.offer(msg);
-                        self.rt.offered(pid, &self.actor, offer)
-                    }
-                }
-            }
-            // The common case, queued in place: no hop or result carries the message around.
-            Message::User(_) => match self.actor.mailbox.offer(msg) {
-                Offer::Queued => {
-                    self.rt.activate(&self.actor);
-                    return Ok(());
-                }
-                offer => self.rt.offered(pid, &self.actor, offer),
-            },
+            // Delivered in place (inlined): no route or table lookup carries it around.
+            Message::User(_) => self.rt.deliver_user(pid, &self.actor, msg),
             system => self.rt.hop(pid, &self.actor, system),
         };
         match hop {
@@ -787,25 +771,33 @@ impl Runtime {
             }
             user => user,
         };
-        if may_express(actor) {
-            return match self.express(actor, user) {
-                Ok(()) => Hop::Done(Ok(())),
-                Err(user) => self.offered(target, actor, actor.mailbox.offer(user)),
-            };
-        }
-        self.offered(target, actor, actor.mailbox.offer(user))
+        self.deliver_user(target, actor, user)
+    }
+
+    /// Delivers a user message to `actor` (found as `target`): handed over directly when the
+    /// actor is dormant with an empty mailbox, offered to its mailbox otherwise. The common
+    /// case (a running actor) costs two loads before the offer, and no move of the message.
+    #[inline(always)]
+    fn deliver_user(&self, target: Pid, actor: &Arc<Actor>, msg: Message) -> Hop {
+        let msg = if actor.expressable && actor.dormant.load(Ordering::SeqCst) {
+            match self.express(actor, msg) {
+                Ok(()) => return Hop::Done(Ok(())),
+                Err(msg) => msg,
+            }
+        } else {
+            msg
+        };
+        self.offered(target, actor, actor.mailbox.offer(msg))
     }
 
     /// Hands a user message straight to a dormant push actor whose mailbox is empty, waking
     /// it (see [`crate::actor::Express`]); gives the message back for the mailbox otherwise.
-    /// Call when [`may_express`] says so: the message is moved only then.
+    /// [`Runtime::deliver_user`] calls it for an expressable actor that looked dormant.
     #[inline(never)]
     fn express(&self, actor: &Arc<Actor>, msg: Message) -> Result<(), Message> {
-        if actor.expressable
-            && actor.dormant.load(Ordering::SeqCst)
-            // Empty: none of this sender's earlier messages waits to be overtaken (it saw
-            // its own pushes), and the actor is not closed.
-            && !actor.mailbox.has_messages()
+        // Empty: none of this sender's earlier messages waits to be overtaken (it saw its own
+        // pushes), and the actor is not closed; the compare-exchange confirms it is dormant.
+        if !actor.mailbox.has_messages()
             && !actor.mailbox.is_closed()
             && actor
                 .dormant
@@ -1505,17 +1497,19 @@ fn recycle(mut buf: std::collections::VecDeque<Message>) {
         return;
     }
     buf.clear();
-    let spare = SPARE.take();
-    if spare.capacity() == 0 {
-        SPARE.set(buf);
+    // The newest buffer becomes the spare (at a run's end the spare slot is empty: the run
+    // took it); a spare it displaces goes to the pool.
+    let old = SPARE.replace(buf);
+    if old.capacity() == 0 {
+        // Nothing to free: skips the call that drops an empty deque (once per hop).
+        std::mem::forget(old);
         return;
     }
-    SPARE.set(spare);
     // `try_with`: a thread being torn down just frees it.
     let _ = POOL.try_with(|p| {
         let mut p = p.borrow_mut();
         if p.len() < POOL_LEN {
-            p.push(buf);
+            p.push(old);
         }
     });
 }
@@ -1526,13 +1520,6 @@ fn pooled() -> std::collections::VecDeque<Message> {
         .ok()
         .flatten()
         .unwrap_or_default()
-}
-
-/// `true` when a send to `actor` may hand its message over directly ([`Runtime::express`]):
-/// the common miss (a running actor) is two loads at the call, with no move of the message.
-#[inline(always)]
-fn may_express(actor: &Actor) -> bool {
-    actor.expressable && actor.dormant.load(Ordering::SeqCst)
 }
 
 /// How a batch on a scheduler loop ended.
@@ -1600,17 +1587,7 @@ impl Actor {
                 return end(batch, None);
             }
         }
-        // The common end: the batch is empty and this thread's spare was taken above, so the
-        // buffer goes back as the spare without `recycle`'s checks.
-        if batch.capacity().saturating_mul(size_of::<Message>()) <= SPARE_BYTES {
-            let old = SPARE.replace(batch);
-            if old.capacity() > 0 {
-                recycle(old);
-            } else {
-                // Nothing to free: skips the call that drops an empty deque.
-                std::mem::forget(old);
-            }
-        }
+        recycle(batch);
         BatchEnd::Drained
     }
 
