@@ -46,6 +46,12 @@ pub struct MeshConfig {
     pub outbound_capacity: usize,
     /// The shared secret; `None`: `IRIS_COOKIE`, else `~/.iris.cookie` (created on first use).
     pub cookie: Option<Vec<u8>>,
+    /// How long a connection's reader keeps polling the socket after a read before it parks
+    /// (`Duration::ZERO`: park at once). Like the BEAM's scheduler busy wait: an answer that
+    /// arrives within this window is read without the thread wake-up a parked reader needs,
+    /// which on a VM costs more than a loopback round trip itself. The reader yields to the
+    /// worker's other tasks between polls.
+    pub busy_poll: Duration,
 }
 
 impl Default for MeshConfig {
@@ -57,6 +63,7 @@ impl Default for MeshConfig {
             io_timeout: Duration::from_secs(5),
             outbound_capacity: 65_536,
             cookie: None,
+            busy_poll: Duration::from_micros(50),
         }
     }
 }
@@ -198,15 +205,55 @@ struct FrameReader {
     rd: OwnedReadHalf,
     buf: BytesMut,
     codec: FrameCodec,
+    /// [`MeshConfig::busy_poll`].
+    busy_poll: Duration,
+    /// Until when the reader polls instead of parking: `busy_poll` after the latest read.
+    hot_until: Option<Instant>,
 }
 
 impl FrameReader {
-    fn new(rd: OwnedReadHalf, max_frame: usize) -> FrameReader {
+    fn new(rd: OwnedReadHalf, max_frame: usize, busy_poll: Duration) -> FrameReader {
         FrameReader {
             rd,
             buf: BytesMut::new(),
             codec: FrameCodec::builder().max_frame_length(max_frame).build(),
+            busy_poll,
+            hot_until: None,
         }
+    }
+
+    /// Reads what the socket has into the buffer: while the connection is hot, by polling
+    /// the socket itself (yielding to the worker's other tasks in between) until data comes
+    /// or the window closes; then by waiting for Tokio's readiness. `Ok(0)` at the end of
+    /// the stream.
+    ///
+    /// The polls call `recv` directly rather than `try_read_buf`: Tokio's readiness for the
+    /// socket is set only when some worker polls the I/O driver, and while another worker
+    /// sleeps in it that takes the sleeper's wake-up, the latency this avoids. A direct read
+    /// leaves Tokio's readiness possibly stale, which its next read clears.
+    async fn read_some(&mut self) -> std::io::Result<usize> {
+        debug_assert!(self.buf.capacity() > self.buf.len(), "no room to read into");
+        while let Some(until) = self.hot_until {
+            let sock = socket2::SockRef::from(self.rd.as_ref());
+            let spare = self.buf.spare_capacity_mut();
+            match sock.recv(spare) {
+                Ok(n) => {
+                    // SAFETY: `recv` initialised the first `n` bytes of the spare capacity.
+                    unsafe { self.buf.set_len(self.buf.len() + n) };
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if Instant::now() >= until {
+                        self.hot_until = None;
+                    } else {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.rd.read_buf(&mut self.buf).await
     }
 
     /// The next decoded item; `None` at a clean end of stream.
@@ -220,11 +267,10 @@ impl FrameReader {
             if self.buf.capacity() - self.buf.len() < 4096 {
                 self.buf.reserve(16 * 1024);
             }
-            let n = self
-                .rd
-                .read_buf(&mut self.buf)
-                .await
-                .map_err(MeshError::Io)?;
+            let n = self.read_some().await.map_err(MeshError::Io)?;
+            if n > 0 && !self.busy_poll.is_zero() {
+                self.hot_until = Some(Instant::now() + self.busy_poll);
+            }
             if n == 0 {
                 return if self.buf.is_empty() {
                     Ok(None)
@@ -645,7 +691,7 @@ async fn serve_inbound(
     let _ = stream.set_nodelay(true);
     let cfg = mesh.config();
     let (rd, wr) = stream.into_split();
-    let mut reader = FrameReader::new(rd, cfg.max_frame);
+    let mut reader = FrameReader::new(rd, cfg.max_frame, cfg.busy_poll);
     // Unauthenticated peers are cut off here, before any frame reaches the runtime.
     if handshake(&mut reader, &wr, &mesh).await.is_err() {
         return;
@@ -733,7 +779,7 @@ async fn peer_loop(peer: Arc<Peer>, rt: Weak<Inner>, mesh: Arc<Mesh>) {
         let attempt = async {
             let stream = connect(&peer.addr, cfg.io_timeout).await?;
             let (rd, wr) = stream.into_split();
-            let mut reader = FrameReader::new(rd, cfg.max_frame);
+            let mut reader = FrameReader::new(rd, cfg.max_frame, cfg.busy_poll);
             handshake(&mut reader, &wr, &mesh).await?;
             Ok::<_, MeshError>((reader, wr))
         };
@@ -1112,7 +1158,7 @@ impl Runtime {
             let cfg = mesh.config();
             let stream = connect(addr, timeout).await?;
             let (rd, wr) = stream.into_split();
-            let mut reader = FrameReader::new(rd, cfg.max_frame);
+            let mut reader = FrameReader::new(rd, cfg.max_frame, cfg.busy_poll);
             handshake(&mut reader, &wr, &mesh).await?;
             write_frames(&wr, [Frame::Ping { nonce: 1 }], timeout).await?;
             loop {
