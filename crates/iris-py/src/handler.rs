@@ -63,18 +63,22 @@ pub(crate) fn call_handler(py: Python<'_>, handler: &Py<PyAny>, msg: &Message) -
 /// A push handler that runs on the scheduler's threads, taking the interpreter lock once per
 /// batch of messages (up to the reduction budget).
 pub(crate) fn sync_behavior(handler: Py<PyAny>) -> Behavior {
-    Behavior::from_fn(move |msg: Message| Python::attach(|py| call_handler(py, &handler, &msg)))
-        .with_batch_guard(|body| {
-            keep_thread_state();
-            // While a selective receive's matcher may wait for the interpreter under a
-            // mailbox lock, do not hold the interpreter across the runtime's own work between
-            // messages (an exit closing that mailbox): each call takes it on its own.
-            if crate::mailbox::MATCHERS.load(std::sync::atomic::Ordering::SeqCst) > 0 {
-                body()
-            } else {
-                Python::attach(|_py| body())
-            }
-        })
+    Behavior::from_fn(move |msg: Message| {
+        crate::exiting::attach(|py| call_handler(py, &handler, &msg)).unwrap_or(Flow::Stop)
+    })
+    .with_batch_guard(|body| {
+        // While a selective receive's matcher may wait for the interpreter under a
+        // mailbox lock, do not hold the interpreter across the runtime's own work between
+        // messages (an exit closing that mailbox): each call takes it on its own. Once the
+        // interpreter is exiting, the calls stay out of it (and end the actor).
+        if crate::mailbox::MATCHERS.load(std::sync::atomic::Ordering::SeqCst) > 0
+            || crate::exiting::exiting()
+        {
+            return body();
+        }
+        keep_thread_state();
+        crate::exiting::attach(|_py| body()).unwrap_or_else(body)
+    })
 }
 
 thread_local! {
@@ -145,7 +149,7 @@ pub(crate) fn blocking_behavior(
             let me = iris::current_pid();
             let call = tokio.spawn_blocking(move || {
                 let _current = BlockingCurrent::enter(me);
-                Python::attach(|py| call_handler(py, &handler, &msg))
+                crate::exiting::attach(|py| call_handler(py, &handler, &msg)).unwrap_or(Flow::Stop)
             });
             match call.await {
                 Ok(flow) => flow,

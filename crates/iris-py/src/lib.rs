@@ -4,6 +4,7 @@
 
 mod convert;
 mod errors;
+mod exiting;
 mod handler;
 mod jit;
 mod mailbox;
@@ -35,5 +36,8 @@ fn _iris(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(jit::set_jit_logging, m)?)?;
     m.add_function(wrap_pyfunction!(jit::get_jit_logging, m)?)?;
     errors::register(m)?;
+    let at_exit = wrap_pyfunction!(exiting::_at_exit, m)?;
+    m.add_function(at_exit.clone())?;
+    py.import("atexit")?.call_method1("register", (at_exit,))?;
     Ok(())
 }

@@ -22,6 +22,8 @@ use crate::mailbox::{PyMailbox, timeout_arg, touching_mailboxes, wait_sliced};
 pub(crate) struct PyRuntime {
     /// `None` only while being dropped.
     rt: Option<iris::Runtime>,
+    /// Its id among the runtimes the interpreter's exit stops ([`crate::exiting`]).
+    exit_id: u64,
     gil: Arc<GilPolicy>,
     /// Set once a mailbox of this runtime has a policy under which a sender can wait; from
     /// then on sends release the interpreter.
@@ -30,6 +32,7 @@ pub(crate) struct PyRuntime {
 
 impl Drop for PyRuntime {
     fn drop(&mut self) {
+        crate::exiting::unregister(self.exit_id);
         if let Some(rt) = self.rt.take() {
             // Nobody can reach these actors any more: stop them (pull actors hold the runtime
             // while their threads run). Dropping the last handle stops Tokio, which waits for
@@ -75,13 +78,14 @@ fn mesh_err(e: MeshError) -> PyErr {
 /// it must return the new PID.
 fn py_factory(factory: Py<PyAny>) -> Factory {
     Arc::new(move || {
-        Python::attach(|py| {
+        crate::exiting::attach(|py| {
             factory
                 .bind(py)
                 .call0()
                 .and_then(|pid| pid.extract::<Pid>())
                 .map_err(|e| format_exception(py, &e))
         })
+        .unwrap_or_else(|| Err("the interpreter is exiting".to_owned()))
     })
 }
 
@@ -148,7 +152,7 @@ impl PyRuntime {
             .spawn_with_mailbox_opts(
                 move |rx| {
                     let pid = rx.pid();
-                    let crash = Python::attach(|py| {
+                    let crash = crate::exiting::attach(|py| {
                         let mailbox = match Py::new(py, PyMailbox::new(rx)) {
                             Ok(m) => m,
                             Err(e) => return Some(format_exception(py, &e)),
@@ -166,7 +170,8 @@ impl PyRuntime {
                             }
                             Err(e) => Some(format_exception(py, &e)),
                         }
-                    });
+                    })
+                    .flatten();
                     if let Some(why) = crash {
                         rt.exit(pid, ExitInfo::with_metadata(ExitReason::Crash, why));
                     }
@@ -208,6 +213,7 @@ impl PyRuntime {
         }
         .map_err(actor_err)?;
         Ok(PyRuntime {
+            exit_id: crate::exiting::register(&rt),
             rt: Some(rt),
             gil: Arc::new(GilPolicy::new()),
             may_wait: AtomicBool::new(false),

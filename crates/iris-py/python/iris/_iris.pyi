@@ -28,6 +28,7 @@ __all__ = [
     "STOP",
     "SpawnError",
     "StopSignal",
+    "_at_exit",
     "current_pid",
     "get_jit_logging",
     "jit_compile",
@@ -38,6 +39,9 @@ __all__ = [
 STOP: StopSignal
 
 def version() -> str: ...
+def _at_exit() -> bool:
+    """Registered with ``atexit`` at import: stops every runtime and lets the Python calls in
+    flight return before the interpreter finalizes; ``True`` if all stopped in time."""
 def current_pid() -> Optional[int]:
     """The PID of the actor whose handler (or pull-actor body) runs on this thread, as
     Erlang's ``self()``; ``None`` outside any actor."""

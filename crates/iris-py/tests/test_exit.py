@@ -1,0 +1,89 @@
+"""The interpreter exits cleanly while actors are still at work.
+
+Each script runs in a fresh interpreter and ends while a handler is busy; before the exit
+hook, CPython ended the runtime thread that took the interpreter lock back during
+finalization, and the process aborted ("Fatal Python error", SIGABRT).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SCRIPTS = {
+    "push handler busy in a batch": """
+        def handler(msg):
+            time.sleep(0.001)
+        pid = rt.spawn(handler)
+        for _ in range(1000):
+            rt.send(pid, b"x")
+        time.sleep(0.01)
+    """,
+    "release_gil handler busy": """
+        def handler(msg):
+            time.sleep(0.001)
+        pid = rt.spawn(handler, release_gil=True)
+        for _ in range(1000):
+            rt.send(pid, b"x")
+        time.sleep(0.01)
+    """,
+    "pull actor waiting in recv": """
+        def body(mailbox):
+            while True:
+                mailbox.recv()
+        pid = rt.spawn_with_mailbox(body)
+        rt.send(pid, b"x")
+        time.sleep(0.05)
+    """,
+    "pull actor in Python code that outlives the script": """
+        go = threading.Event()
+        def body(mailbox):
+            go.wait()
+            time.sleep(0.05)
+        pid = rt.spawn_with_mailbox(body)
+        time.sleep(0.05)
+        go.set()
+    """,
+    "two runtimes, one busy in a long call": """
+        other = iris.Runtime()
+        def slow(msg):
+            time.sleep(0.3)
+        other.send(other.spawn(slow), b"x")
+        pid = rt.spawn(lambda m: None)
+        rt.send(pid, b"x")
+        time.sleep(0.05)
+    """,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_the_interpreter_exits_cleanly_with_actors_at_work(name):
+    script = "import threading, time\nimport iris\nrt = iris.Runtime()\n" + textwrap.dedent(
+        SCRIPTS[name]
+    )
+    for _ in range(3):
+        r = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+        )
+        assert r.returncode == 0, f"{name}: exit code {r.returncode}\n{r.stderr}"
+        assert "Fatal Python error" not in r.stderr, r.stderr
+
+
+def test_the_exit_hook_ends_the_actors_with_shutdown():
+    script = textwrap.dedent(
+        """
+        import time, iris
+        rt = iris.Runtime()
+        pid = rt.spawn(lambda m: time.sleep(0.001))
+        for _ in range(100):
+            rt.send(pid, b"x")
+        print(iris._iris._at_exit())
+        print(rt.is_alive(pid), rt.join(pid, timeout=1).reason)
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "False", "Shutdown"]
