@@ -46,20 +46,34 @@ pub(crate) fn exiting() -> bool {
     EXITING.load(Ordering::SeqCst)
 }
 
+thread_local! {
+    /// Counted calls this thread is inside: a call nested in one (a handler's call within
+    /// its batch's hold of the interpreter) needs no count of its own.
+    static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Runs `f` with the interpreter from a runtime thread, counted as a call in flight; `None`,
 /// without touching Python, once the interpreter is exiting.
 pub(crate) fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
-    struct InFlight;
+    struct InFlight {
+        counted: bool,
+    }
     impl Drop for InFlight {
         fn drop(&mut self) {
-            IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+            DEPTH.with(|d| d.set(d.get() - 1));
+            if self.counted {
+                IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+            }
         }
     }
+    let counted = DEPTH.with(|d| d.replace(d.get() + 1)) == 0;
     // Counted before the check (both sequentially consistent, as the hook sets the flag
     // before it reads the count): either the hook waits for this call, or this call sees
     // the flag and stays out.
-    IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
-    let _in_flight = InFlight;
+    if counted {
+        IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+    }
+    let _in_flight = InFlight { counted };
     if exiting() {
         return None;
     }
