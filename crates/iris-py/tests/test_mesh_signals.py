@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import signal
 import threading
 
 import pytest
@@ -47,13 +48,26 @@ def test_mesh_errors(rt, cookie):
     assert rt.is_node_up("127.0.0.1:1", timeout_ms=200) is False
 
 
-def test_ctrl_c_interrupts_join_on_the_main_thread(rt):
+@pytest.fixture
+def sigint():
+    """Ctrl-C raises KeyboardInterrupt during the test, also when the suite was started with
+    SIGINT ignored (a background job of a non-interactive shell), where Python leaves it
+    ignored and `interrupt_main` does nothing."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_ctrl_c_interrupts_join_on_the_main_thread(rt, sigint):
     pid = rt.spawn_with_mailbox(lambda mb: mb.recv())
     timer = threading.Timer(0.1, _thread.interrupt_main)
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            rt.join(pid)
+            # Bounded: without the interrupt the test fails instead of hanging.
+            rt.join(pid, timeout=30)
     finally:
         timer.cancel()
     assert rt.is_alive(pid)
@@ -61,7 +75,7 @@ def test_ctrl_c_interrupts_join_on_the_main_thread(rt):
     assert rt.join(pid, timeout=5).reason == "Killed"
 
 
-def test_ctrl_c_interrupts_recv_on_the_main_thread(rt, until):
+def test_ctrl_c_interrupts_recv_on_the_main_thread(rt, until, sigint):
     # The mailbox of a live actor that never receives itself, used from the main thread.
     hold = threading.Event()
     keeper = []
@@ -76,7 +90,7 @@ def test_ctrl_c_interrupts_recv_on_the_main_thread(rt, until):
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            keeper[0].recv()
+            keeper[0].recv(timeout=30)
     finally:
         timer.cancel()
         hold.set()
