@@ -334,17 +334,7 @@ fn mesh_round_trips_arrive_intact_with_and_without_busy_polling() {
         client.set_mesh_config(cfg);
         let client_addr = client.listen("127.0.0.1:0").unwrap().to_string();
 
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let g = got.clone();
-        let back = client.spawn_fn(
-            move |m| {
-                if let Message::User(b) = m {
-                    g.lock().unwrap().push(b);
-                }
-            },
-            100,
-        );
-        client.register("back", back).unwrap();
+        let got = recorder(&client, "back");
         let (s, ca) = (server.clone(), client_addr.clone());
         let reply_to = Arc::new(std::sync::OnceLock::new());
         let r = reply_to.clone();
