@@ -209,6 +209,8 @@ struct FrameReader {
     busy_poll: Duration,
     /// Until when the reader polls instead of parking: `busy_poll` after the latest read.
     hot_until: Option<Instant>,
+    /// Reads that brought bytes so far.
+    reads: u64,
 }
 
 impl FrameReader {
@@ -219,6 +221,7 @@ impl FrameReader {
             codec: FrameCodec::builder().max_frame_length(max_frame).build(),
             busy_poll,
             hot_until: None,
+            reads: 0,
         }
     }
 
@@ -268,8 +271,11 @@ impl FrameReader {
                 self.buf.reserve(16 * 1024);
             }
             let n = self.read_some().await.map_err(MeshError::Io)?;
-            if n > 0 && !self.busy_poll.is_zero() {
-                self.hot_until = Some(Instant::now() + self.busy_poll);
+            if n > 0 {
+                self.reads += 1;
+                if !self.busy_poll.is_zero() {
+                    self.hot_until = Some(Instant::now() + self.busy_poll);
+                }
             }
             if n == 0 {
                 return if self.buf.is_empty() {
@@ -551,14 +557,28 @@ async fn reader_loop(
     mesh: &Mesh,
     cancel: &CancellationToken,
 ) {
+    // Made once: a `cancelled()` per frame (and `select!`'s random branch order) cost more
+    // than decoding a small frame.
+    let cancelled = cancel.cancelled();
+    let mut cancelled = std::pin::pin!(cancelled);
+    // The reads whose frames `last_seen` already accounts for: it is the time of the latest
+    // read that brought a frame, taken once per read rather than per frame.
+    let mut seen_reads = 0;
+    let mut saw_frame = |reader: &FrameReader| {
+        if reader.reads != seen_reads {
+            seen_reads = reader.reads;
+            *lock(last_seen) = Instant::now();
+        }
+    };
     loop {
         let item = tokio::select! {
-            _ = cancel.cancelled() => return,
+            biased;
+            _ = &mut cancelled => return,
             item = reader.next() => item,
         };
         match item {
             Ok(Some(DecodedFrame::Frame(frame))) => {
-                *lock(last_seen) = Instant::now();
+                saw_frame(&reader);
                 match frame {
                     Frame::Ping { nonce } => {
                         let _ = out.push_system(Frame::Pong { nonce });
@@ -568,7 +588,7 @@ async fn reader_loop(
                 }
             }
             Ok(Some(DecodedFrame::Rejected(rejection))) => {
-                *lock(last_seen) = Instant::now();
+                saw_frame(&reader);
                 mesh.rejected.fetch_add(1, Ordering::Relaxed);
                 let _ = out.push_system(rejection.to_error_frame());
             }
