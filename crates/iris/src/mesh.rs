@@ -259,13 +259,18 @@ impl FrameReader {
         self.rd.read_buf(&mut self.buf).await
     }
 
+    /// The next item decodable from what was read already, without reading.
+    fn buffered(&mut self) -> Result<Option<DecodedFrame>, MeshError> {
+        self.codec
+            .decode(&mut self.buf)
+            .map_err(|e| MeshError::Protocol(e.to_string()))
+    }
+
     /// The next decoded item; `None` at a clean end of stream.
     async fn next(&mut self) -> Result<Option<DecodedFrame>, MeshError> {
         loop {
-            match self.codec.decode(&mut self.buf) {
-                Ok(Some(item)) => return Ok(Some(item)),
-                Ok(None) => {}
-                Err(e) => return Err(MeshError::Protocol(e.to_string())),
+            if let Some(item) = self.buffered()? {
+                return Ok(Some(item));
             }
             if self.buf.capacity() - self.buf.len() < 4096 {
                 self.buf.reserve(16 * 1024);
@@ -571,10 +576,17 @@ async fn reader_loop(
         }
     };
     loop {
-        let item = tokio::select! {
-            biased;
-            _ = &mut cancelled => return,
-            item = reader.next() => item,
+        // Frames already read are taken without a wait, so without polling the cancellation
+        // (its flag is checked); the wait for more data watches it.
+        let item = match reader.buffered() {
+            Ok(Some(item)) if !cancel.is_cancelled() => Ok(Some(item)),
+            Ok(Some(_)) => return,
+            Ok(None) => tokio::select! {
+                biased;
+                _ = &mut cancelled => return,
+                item = reader.next() => item,
+            },
+            Err(e) => Err(e),
         };
         match item {
             Ok(Some(DecodedFrame::Frame(frame))) => {
