@@ -52,20 +52,23 @@ thread_local! {
     static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Runs `f` with the interpreter from a runtime thread, counted as a call in flight; `None`,
-/// without touching Python, once the interpreter is exiting.
-pub(crate) fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
-    struct InFlight {
-        counted: bool,
-    }
-    impl Drop for InFlight {
-        fn drop(&mut self) {
-            DEPTH.with(|d| d.set(d.get() - 1));
-            if self.counted {
-                IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-            }
+/// A runtime thread's call into Python, counted while it lives ([`enter`]).
+pub(crate) struct InFlight {
+    counted: bool,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(d.get() - 1));
+        if self.counted {
+            IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
         }
     }
+}
+
+/// Counts the calling runtime thread as about to enter Python until the guard drops; `None`
+/// once the interpreter is exiting (the thread must stay out of Python).
+pub(crate) fn enter() -> Option<InFlight> {
     let counted = DEPTH.with(|d| d.replace(d.get() + 1)) == 0;
     // Counted before the check (both sequentially consistent, as the hook sets the flag
     // before it reads the count): either the hook waits for this call, or this call sees
@@ -73,10 +76,14 @@ pub(crate) fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> 
     if counted {
         IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
     }
-    let _in_flight = InFlight { counted };
-    if exiting() {
-        return None;
-    }
+    let guard = InFlight { counted };
+    (!exiting()).then_some(guard)
+}
+
+/// Runs `f` with the interpreter from a runtime thread, counted as a call in flight; `None`,
+/// without touching Python, once the interpreter is exiting.
+pub(crate) fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
+    let _in_flight = enter()?;
     Some(Python::attach(f))
 }
 

@@ -71,13 +71,15 @@ pub(crate) fn sync_behavior(handler: Py<PyAny>) -> Behavior {
         // mailbox lock, do not hold the interpreter across the runtime's own work between
         // messages (an exit closing that mailbox): each call takes it on its own. Once the
         // interpreter is exiting, the calls stay out of it (and end the actor).
-        if crate::mailbox::MATCHERS.load(std::sync::atomic::Ordering::SeqCst) > 0
-            || crate::exiting::exiting()
-        {
+        if crate::mailbox::MATCHERS.load(std::sync::atomic::Ordering::SeqCst) > 0 {
             return body();
         }
+        // Counted from before the thread state is made, which takes the interpreter too.
+        let Some(_in_flight) = crate::exiting::enter() else {
+            return body();
+        };
         keep_thread_state();
-        crate::exiting::attach(|_py| body()).unwrap_or_else(body)
+        Python::attach(|_py| body())
     })
 }
 
