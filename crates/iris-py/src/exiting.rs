@@ -87,6 +87,19 @@ pub(crate) fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> 
     Some(Python::attach(f))
 }
 
+/// Registered with `os.register_at_fork(after_in_child=...)` at import: a forked child has
+/// none of its parent's runtime threads, so the exit hook must not wait for the inherited
+/// runtimes' actors (it waited its whole five seconds before the interpreter could leave).
+/// Their handles are forgotten, not dropped: nothing of them may run in the child.
+/// The calls in flight were the parent's threads' but this one, which counts itself once
+/// if it forked from inside a counted call (a handler).
+#[pyfunction]
+pub(crate) fn _after_fork_in_child() {
+    std::mem::forget(std::mem::take(&mut *runtimes()));
+    let mine = DEPTH.with(|d| usize::from(d.get() > 0));
+    IN_FLIGHT.store(mine, Ordering::SeqCst);
+}
+
 /// Registered with `atexit` at import: stops every runtime and lets the Python calls in
 /// flight return before the interpreter finalizes. Returns `True` if everything stopped in
 /// time.

@@ -39,5 +39,12 @@ fn _iris(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let at_exit = wrap_pyfunction!(exiting::_at_exit, m)?;
     m.add_function(at_exit.clone())?;
     py.import("atexit")?.call_method1("register", (at_exit,))?;
+    let after_fork = wrap_pyfunction!(exiting::_after_fork_in_child, m)?;
+    m.add_function(after_fork.clone())?;
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("after_in_child", after_fork)?;
+    py.import("os")?
+        .getattr("register_at_fork")?
+        .call((), Some(&kwargs))?;
     Ok(())
 }

@@ -87,3 +87,35 @@ def test_the_exit_hook_ends_the_actors_with_shutdown():
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["True", "False", "Shutdown"]
+
+
+def test_a_forked_child_leaves_at_once_and_can_make_its_own_runtime():
+    # The parent's runtime threads stay in the parent: the child's exit hook must not wait
+    # for the actors it inherited (it waited out its five seconds and returned False).
+    script = textwrap.dedent(
+        """
+        import os, sys, time, iris
+        rt = iris.Runtime()
+        busy = rt.spawn(lambda m: time.sleep(0.001))
+        for _ in range(200):
+            rt.send(busy, b"x")
+        child = os.fork()
+        if child == 0:
+            fresh = iris.Runtime()
+            got = []
+            def handler(m):
+                got.append(m)
+                return iris.STOP
+            pid = fresh.spawn(handler)
+            fresh.send(pid, b"y")
+            reason = fresh.join(pid, timeout=5).reason
+            print("child", iris._iris._at_exit(), reason, got, flush=True)
+            os._exit(0)
+        _, status = os.waitpid(child, 0)
+        print("parent", status, rt.is_alive(busy), flush=True)
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = sorted(r.stdout.splitlines())
+    assert lines == ["child True Normal [b'y']", "parent 0 True"], r.stdout + r.stderr

@@ -28,6 +28,7 @@ __all__ = [
     "STOP",
     "SpawnError",
     "StopSignal",
+    "_after_fork_in_child",
     "_at_exit",
     "current_pid",
     "get_jit_logging",
@@ -39,6 +40,10 @@ __all__ = [
 STOP: StopSignal
 
 def version() -> str: ...
+def _after_fork_in_child() -> None:
+    """Registered with ``os.register_at_fork`` at import: a forked child forgets the
+    runtimes it inherited (their threads stayed in the parent)."""
+
 def _at_exit() -> bool:
     """Registered with ``atexit`` at import: stops every runtime and lets the Python calls in
     flight return before the interpreter finalizes; ``True`` if all stopped in time."""
