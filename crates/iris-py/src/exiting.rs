@@ -21,6 +21,14 @@ static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 /// The live runtimes, by the id [`register`] gave them.
 static RUNTIMES: Mutex<Vec<(u64, iris::Runtime)>> = Mutex::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Forks this process descends from (since the module was imported).
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+/// How many forks this process descends from: a runtime made at another count belongs to an
+/// ancestor, whose threads are not here.
+pub(crate) fn forks() -> u64 {
+    FORKS.load(Ordering::SeqCst)
+}
 
 /// How long the hook waits for the actors' exits and the calls in flight, in all.
 const EXIT_WAIT: Duration = Duration::from_secs(5);
@@ -95,6 +103,7 @@ pub(crate) fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> 
 /// if it forked from inside a counted call (a handler).
 #[pyfunction]
 pub(crate) fn _after_fork_in_child() {
+    FORKS.fetch_add(1, Ordering::SeqCst);
     std::mem::forget(std::mem::take(&mut *runtimes()));
     let mine = DEPTH.with(|d| usize::from(d.get() > 0));
     IN_FLIGHT.store(mine, Ordering::SeqCst);

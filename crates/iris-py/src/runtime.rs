@@ -24,6 +24,8 @@ pub(crate) struct PyRuntime {
     rt: Option<iris::Runtime>,
     /// Its id among the runtimes the interpreter's exit stops ([`crate::exiting`]).
     exit_id: u64,
+    /// [`crate::exiting::forks`] when it was made: in a forked child it is the parent's.
+    forks: u64,
     gil: Arc<GilPolicy>,
     /// Set once a mailbox of this runtime has a policy under which a sender can wait; from
     /// then on sends release the interpreter.
@@ -104,6 +106,19 @@ impl PyRuntime {
             .expect("the runtime is alive until dropped")
     }
 
+    /// The runtime, for a call that would start or feed actors: an error in a forked child,
+    /// where the runtime's threads are not (its actors would never run).
+    fn here(&self) -> PyResult<&iris::Runtime> {
+        if self.forks != crate::exiting::forks() {
+            return Err(err(
+                Kind::Iris,
+                "this Runtime was made before os.fork() and its threads stayed in the parent \
+                 process; make a new iris.Runtime() in this one",
+            ));
+        }
+        Ok(self.rt())
+    }
+
     fn push(
         &self,
         handler: &Bound<'_, PyAny>,
@@ -111,6 +126,7 @@ impl PyRuntime {
         release_gil: bool,
     ) -> PyResult<Pid> {
         let handler = callable(handler)?;
+        self.here()?;
         if !release_gil {
             return self
                 .rt()
@@ -147,7 +163,7 @@ impl PyRuntime {
 
     fn pull(&self, handler: &Bound<'_, PyAny>, opts: SpawnOptions) -> PyResult<Pid> {
         let handler = callable(handler)?;
-        let rt = self.rt().clone();
+        let rt = self.here()?.clone();
         self.rt()
             .spawn_with_mailbox_opts(
                 move |rx| {
@@ -214,6 +230,7 @@ impl PyRuntime {
         .map_err(actor_err)?;
         Ok(PyRuntime {
             exit_id: crate::exiting::register(&rt),
+            forks: crate::exiting::forks(),
             rt: Some(rt),
             gil: Arc::new(GilPolicy::new()),
             may_wait: AtomicBool::new(false),
@@ -327,7 +344,7 @@ impl PyRuntime {
         reactivate: bool,
     ) -> PyResult<Pid> {
         let handler = callable(handler)?;
-        self.rt()
+        self.here()?
             .try_spawn_virtual(
                 sync_behavior(handler),
                 budget,
@@ -340,13 +357,16 @@ impl PyRuntime {
     /// Spawns an actor that records every message it receives (see `get_messages`).
     #[pyo3(signature = (budget=100))]
     fn spawn_observed_handler(&self, budget: usize) -> PyResult<Pid> {
-        self.rt().spawn_observed_handler(budget).map_err(actor_err)
+        self.here()?
+            .spawn_observed_handler(budget)
+            .map_err(actor_err)
     }
 
     /// Spawns an observed actor and registers it under `path`.
     #[pyo3(signature = (budget, path))]
     fn spawn_with_path_observed(&self, py: Python<'_>, budget: usize, path: &str) -> PyResult<Pid> {
-        py.detach(|| self.rt().spawn_with_path_observed(budget, path))
+        let rt = self.here()?;
+        py.detach(|| rt.spawn_with_path_observed(budget, path))
             .map_err(actor_err)
     }
 
@@ -364,8 +384,9 @@ impl PyRuntime {
 
     /// Sends bytes; `True` if queued. `False` (never an exception) for unknown or dead PIDs
     /// and for a full mailbox under `dropnew`. Under `block` it waits for room.
-    fn send(&self, py: Python<'_>, pid: PidArg, data: Payload) -> bool {
-        self.send_bytes(py, pid.0, data.0)
+    fn send(&self, py: Python<'_>, pid: PidArg, data: Payload) -> PyResult<bool> {
+        self.here()?;
+        Ok(self.send_bytes(py, pid.0, data.0))
     }
 
     /// Sends every bytes-like object of `messages` (any iterable) to `pid`, in order, in one
@@ -377,6 +398,7 @@ impl PyRuntime {
         pid: PidArg,
         messages: &Bound<'_, PyAny>,
     ) -> PyResult<usize> {
+        self.here()?;
         let mut sent = 0;
         let mut one = |item: &Bound<'_, PyAny>| -> PyResult<bool> {
             let data: Payload = item.extract()?;
@@ -408,21 +430,21 @@ impl PyRuntime {
     }
 
     /// Sends bytes to the actor registered under `name`; `False` if there is none.
-    fn send_named(&self, py: Python<'_>, name: &str, data: Payload) -> bool {
-        match self.rt().whereis(name) {
+    fn send_named(&self, py: Python<'_>, name: &str, data: Payload) -> PyResult<bool> {
+        Ok(match self.here()?.whereis(name) {
             Some(pid) => self.send_bytes(py, pid, data.0),
             None => false,
-        }
+        })
     }
 
     /// Sends `data` once after `ms` milliseconds; returns the timer id.
-    fn send_after(&self, pid: PidArg, ms: u64, data: Payload) -> u64 {
-        self.rt().send_after(pid.0, ms, data.0)
+    fn send_after(&self, pid: PidArg, ms: u64, data: Payload) -> PyResult<u64> {
+        Ok(self.here()?.send_after(pid.0, ms, data.0))
     }
 
     /// Sends `data` every `ms` milliseconds (the first after one interval); returns the id.
-    fn send_interval(&self, pid: PidArg, ms: u64, data: Payload) -> u64 {
-        self.rt().send_interval(pid.0, ms, data.0)
+    fn send_interval(&self, pid: PidArg, ms: u64, data: Payload) -> PyResult<u64> {
+        Ok(self.here()?.send_interval(pid.0, ms, data.0))
     }
 
     /// Cancels a timer; `True` only if it was still pending.
@@ -453,7 +475,7 @@ impl PyRuntime {
         timeout: Option<f64>,
     ) -> PyResult<Option<PyExitInfo>> {
         let timeout = timeout_arg(timeout)?;
-        let rt = self.rt();
+        let rt = self.here()?;
         let pid = pid.0;
         let mut unknown = false;
         let got = wait_sliced(py, timeout, |t| {
