@@ -383,7 +383,8 @@ impl PyRuntime {
     // ----- sending ----------------------------------------------------------------------
 
     /// Sends bytes; `True` if queued. `False` (never an exception) for unknown or dead PIDs
-    /// and for a full mailbox under `dropnew`. Under `block` it waits for room.
+    /// and for a full mailbox under `dropnew`. Under `block` it waits for room. Raises only
+    /// through a runtime a forked child inherited (see `here`).
     fn send(&self, py: Python<'_>, pid: PidArg, data: Payload) -> PyResult<bool> {
         self.here()?;
         Ok(self.send_bytes(py, pid.0, data.0))
