@@ -59,33 +59,44 @@ SCRIPTS = {
 }
 
 
+def run_script(source: str) -> "subprocess.CompletedProcess[str]":
+    """Runs `source` (dedented) in a fresh interpreter, which must exit cleanly."""
+    r = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(source)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, f"exit code {r.returncode}\n{r.stderr}"
+    assert "Fatal Python error" not in r.stderr, r.stderr
+    return r
+
+
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
 def test_the_interpreter_exits_cleanly_with_actors_at_work(name):
-    script = "import threading, time\nimport iris\nrt = iris.Runtime()\n" + textwrap.dedent(
-        SCRIPTS[name]
-    )
+    prelude = "import threading, time\nimport iris\nrt = iris.Runtime()\n"
     for _ in range(3):
-        r = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
-        )
-        assert r.returncode == 0, f"{name}: exit code {r.returncode}\n{r.stderr}"
-        assert "Fatal Python error" not in r.stderr, r.stderr
+        run_script(prelude + textwrap.dedent(SCRIPTS[name]))
+
+
+# A runtime whose actor `busy` has 200 messages of a millisecond each ahead of it.
+BUSY = """
+import os, sys, time, iris
+rt = iris.Runtime()
+busy = rt.spawn(lambda m: time.sleep(0.001))
+for _ in range(200):
+    rt.send(busy, b"x")
+"""
 
 
 def test_the_exit_hook_ends_the_actors_with_shutdown():
-    script = textwrap.dedent(
-        """
-        import time, iris
-        rt = iris.Runtime()
-        pid = rt.spawn(lambda m: time.sleep(0.001))
-        for _ in range(100):
-            rt.send(pid, b"x")
-        print(iris._iris._at_exit())
-        print(rt.is_alive(pid), rt.join(pid, timeout=1).reason)
-        """
+    r = run_script(
+        BUSY
+        + """
+print(iris._iris._at_exit())
+print(rt.is_alive(busy), rt.join(busy, timeout=1).reason)
+"""
     )
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["True", "False", "Shutdown"]
 
 
@@ -93,13 +104,10 @@ def test_a_forked_child_leaves_at_once_and_can_make_its_own_runtime():
     # The parent's runtime threads stay in the parent: the inherited runtime refuses to
     # start or feed actors (they would never run), and the child's exit hook must not wait
     # for the actors it inherited (it waited out its five seconds and returned False).
-    script = textwrap.dedent(
-        """
-        import os, sys, time, iris
-        rt = iris.Runtime()
-        busy = rt.spawn(lambda m: time.sleep(0.001))
-        for _ in range(200):
-            rt.send(busy, b"x")
+    r = run_script(
+        BUSY
+        + textwrap.dedent(
+            """
         child = os.fork()
         if child == 0:
             refused = []
@@ -121,9 +129,8 @@ def test_a_forked_child_leaves_at_once_and_can_make_its_own_runtime():
         _, status = os.waitpid(child, 0)
         print("parent", status, rt.is_alive(busy), flush=True)
         """
+        )
     )
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
     lines = sorted(r.stdout.splitlines())
     assert lines == [
         "child [True, True] True Normal [b'y']",
