@@ -35,6 +35,13 @@ pub(crate) struct PyRuntime {
 impl Drop for PyRuntime {
     fn drop(&mut self) {
         crate::exiting::unregister(self.exit_id);
+        if self.forks != crate::exiting::forks() {
+            // Inherited through fork: its threads are the parent's, and a lock one of them
+            // held at the fork stays held here. Nothing of it may run: forget it, as the
+            // exit hook's registry did.
+            std::mem::forget(self.rt.take());
+            return;
+        }
         if let Some(rt) = self.rt.take() {
             // Nobody can reach these actors any more: stop them (pull actors hold the runtime
             // while their threads run). Dropping the last handle stops Tokio, which waits for
