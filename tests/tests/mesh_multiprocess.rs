@@ -154,7 +154,7 @@ fn mesh_mp_kill_9_is_detected_as_disconnect() {
     );
     let deadline = Instant::now() + Duration::from_secs(5);
     while !rt.get_messages(watcher).iter().any(|m| {
-        matches!(m, Message::System(SystemMessage::Down { info, .. }) if info.reason == ExitReason::Disconnect)
+        matches!(m.as_system(), Some(SystemMessage::Down { info, .. }) if info.reason == ExitReason::Disconnect)
     }) {
         assert!(Instant::now() < deadline, "no DOWN(Disconnect) at the local monitor");
         std::thread::sleep(Duration::from_millis(5));

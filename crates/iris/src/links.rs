@@ -24,7 +24,7 @@ fn deliver_system(inner: &Arc<Inner>, to: Pid, msg: SystemMessage) {
         inner: inner.clone(),
     };
     // A recipient that is gone simply misses the signal.
-    let _ = rt.send(to, Message::System(msg));
+    let _ = rt.send(to, Message::system(msg));
 }
 
 fn deliver_down(inner: &Arc<Inner>, monitor: u64, from: Pid, watcher: Pid, info: &ExitInfo) {

@@ -684,7 +684,7 @@ impl FrameSink for Inbound {
                 if rt.traps_exit(target) {
                     let _ = rt.send(
                         target,
-                        Message::System(SystemMessage::Exit { from, target, info }),
+                        Message::system(SystemMessage::Exit { from, target, info }),
                     );
                 } else if !info.reason.is_normal() {
                     let why = format!(

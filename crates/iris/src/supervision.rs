@@ -126,7 +126,8 @@ impl Runtime {
         let self_pid = Arc::new(AtomicU64::new(0));
         let me = self_pid.clone();
         let behavior = Behavior::from_fn(move |msg| {
-            if let Message::System(SystemMessage::Exit { from, info, .. }) = msg
+            if let Message::System(sys) = msg
+                && let SystemMessage::Exit { from, info, .. } = *sys
                 && let Some(inner) = weak.upgrade()
             {
                 child_exited(&inner, me.load(Ordering::Acquire), &st, from, &info);
@@ -208,7 +209,7 @@ impl Runtime {
                 target: sup,
                 info: info.clone(),
             };
-            let _ = rt.send(sup, Message::System(exit));
+            let _ = rt.send(sup, Message::system(exit));
         });
     }
 

@@ -262,7 +262,7 @@ fn mesh_remote_exit_reaches_the_proxy_and_local_monitors() {
     assert_eq!(info.metadata.as_deref(), Some("remote failure"));
     wait_until("DOWN at the local watcher", || {
         client.get_messages(watcher).iter().any(|m| {
-            matches!(m, Message::System(SystemMessage::Down { info, .. }) if info.reason == ExitReason::Crash)
+            matches!(m.as_system(), Some(SystemMessage::Down { info, .. }) if info.reason == ExitReason::Crash)
         })
     });
 }

@@ -50,8 +50,8 @@ fn trapping_peer_receives_exit_message_and_survives() {
     rt.link(a, b).unwrap();
     rt.send(a, user("x")).unwrap();
     wait_until("EXIT delivered", || !rt.get_messages(b).is_empty());
-    match &rt.get_messages(b)[0] {
-        Message::System(SystemMessage::Exit { from, target, info }) => {
+    match rt.get_messages(b)[0].as_system() {
+        Some(SystemMessage::Exit { from, target, info }) => {
             assert_eq!((*from, *target), (a, b));
             assert_eq!(info.reason, ExitReason::Crash);
             assert_eq!(info.metadata.as_deref(), Some("boom"));
@@ -94,8 +94,8 @@ fn monitor_delivers_down_with_reason_once() {
     let mref = rt.monitor(watcher, target).unwrap();
     rt.send(target, user("x")).unwrap();
     wait_until("DOWN", || !rt.get_messages(watcher).is_empty());
-    match &rt.get_messages(watcher)[0] {
-        Message::System(
+    match rt.get_messages(watcher)[0].as_system() {
+        Some(
             s @ SystemMessage::Down {
                 monitor,
                 from,
@@ -124,8 +124,8 @@ fn monitoring_a_dead_pid_delivers_noproc_at_once() {
     let never = u64::MAX >> 20;
     rt.monitor(watcher, never).unwrap();
     wait_until("noproc DOWN", || !rt.get_messages(watcher).is_empty());
-    match &rt.get_messages(watcher)[0] {
-        Message::System(SystemMessage::Down { info, .. }) => {
+    match rt.get_messages(watcher)[0].as_system() {
+        Some(SystemMessage::Down { info, .. }) => {
             assert_eq!(info.reason, ExitReason::Other("noproc".into()));
         }
         other => panic!("unexpected {other:?}"),
@@ -207,8 +207,8 @@ fn monitors_racing_with_exits_deliver_exactly_one_down_each() {
     let mut got: Vec<u64> = rt
         .get_messages(watcher)
         .iter()
-        .map(|m| match m {
-            Message::System(SystemMessage::Down { monitor, .. }) => *monitor,
+        .map(|m| match m.as_system() {
+            Some(SystemMessage::Down { monitor, .. }) => *monitor,
             other => panic!("unexpected {other:?}"),
         })
         .collect();

@@ -138,7 +138,7 @@ fn a_crash_loop_stops_at_the_intensity_limit_and_escalates_to_the_parent() {
     );
     wait_until("parent saw the supervisor go", || {
         rt.get_messages(parent_log).iter().any(|m| {
-            matches!(m, Message::System(SystemMessage::Down { info, .. }) if info.reason == ExitReason::Shutdown)
+            matches!(m.as_system(), Some(SystemMessage::Down { info, .. }) if info.reason == ExitReason::Shutdown)
         })
     });
     assert!(
