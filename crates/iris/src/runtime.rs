@@ -1475,8 +1475,15 @@ thread_local! {
         const { std::cell::Cell::new(std::collections::VecDeque::new()) };
 }
 
-/// The largest spare buffer kept (bytes): an idle actor keeps at most this much.
-const SPARE_BYTES: usize = 1024;
+/// The largest spare buffer kept (bytes). A busy actor's lane is swapped for the spare at each
+/// batch, so the spare must hold a whole batch: a smaller one made the sender grow the lane
+/// again after every swap (reallocating as it went) while the consumer freed the big buffer,
+/// the two threads contending for the allocator's lock.
+const SPARE_BYTES: usize = 64 * 1024;
+
+/// The largest buffer the pool keeps for new mailboxes (bytes): an idle actor keeps at most
+/// this much.
+const POOL_BYTES: usize = 1024;
 
 /// How many recycled buffers a thread keeps beside its spare.
 const POOL_LEN: usize = 16;
@@ -1503,6 +1510,9 @@ fn recycle(mut buf: std::collections::VecDeque<Message>) {
     if old.capacity() == 0 {
         // Nothing to free: skips the call that drops an empty deque (once per hop).
         std::mem::forget(old);
+        return;
+    }
+    if old.capacity().saturating_mul(size_of::<Message>()) > POOL_BYTES {
         return;
     }
     // `try_with`: a thread being torn down just frees it.
