@@ -1,5 +1,5 @@
 //! Python handlers as actor behaviours: push handlers (holding the interpreter once per
-//! batch, or on a blocking thread with `release_gil=True`) and the `STOP` sentinel.
+//! batch, with `release_gil=True` off the Tokio workers) and the `STOP` sentinel.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -9,7 +9,6 @@ use iris::{Behavior, Flow, Message, Pid};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyString;
-use tokio::sync::Semaphore;
 
 use crate::convert::message_to_py;
 
@@ -60,27 +59,34 @@ pub(crate) fn call_handler(py: Python<'_>, handler: &Py<PyAny>, msg: &Message) -
     }
 }
 
-/// A push handler that runs on the scheduler's threads, taking the interpreter lock once per
-/// batch of messages (up to the reduction budget).
-pub(crate) fn sync_behavior(handler: Py<PyAny>) -> Behavior {
+/// A push handler's behaviour: one call of `handler` per message.
+fn handler_behavior(handler: Py<PyAny>) -> Behavior {
     Behavior::from_fn(move |msg: Message| {
         crate::exiting::attach(|py| call_handler(py, &handler, &msg)).unwrap_or(Flow::Stop)
     })
-    .with_batch_guard(|body| {
-        // While a selective receive's matcher may wait for the interpreter under a
-        // mailbox lock, do not hold the interpreter across the runtime's own work between
-        // messages (an exit closing that mailbox): each call takes it on its own. Once the
-        // interpreter is exiting, the calls stay out of it (and end the actor).
-        if crate::mailbox::MATCHERS.load(std::sync::atomic::Ordering::SeqCst) > 0 {
-            return body();
-        }
-        // Counted from before the thread state is made, which takes the interpreter too.
-        let Some(_in_flight) = crate::exiting::enter() else {
-            return body();
-        };
-        keep_thread_state();
-        Python::attach(|_py| body())
-    })
+}
+
+/// Runs a batch of handler calls holding the interpreter lock once for the whole batch.
+fn with_interpreter(body: &mut dyn FnMut()) {
+    // While a selective receive's matcher may wait for the interpreter under a mailbox lock,
+    // do not hold the interpreter across the runtime's own work between messages (an exit
+    // closing that mailbox): each call takes it on its own. Once the interpreter is exiting,
+    // the calls stay out of it (and end the actor).
+    if crate::mailbox::MATCHERS.load(Ordering::SeqCst) > 0 {
+        return body();
+    }
+    // Counted from before the thread state is made, which takes the interpreter too.
+    let Some(_in_flight) = crate::exiting::enter() else {
+        return body();
+    };
+    keep_thread_state();
+    Python::attach(|_py| body())
+}
+
+/// A push handler that runs on the scheduler's threads, taking the interpreter lock once per
+/// batch of messages (up to the reduction budget).
+pub(crate) fn sync_behavior(handler: Py<PyAny>) -> Behavior {
+    handler_behavior(handler).with_batch_guard(with_interpreter)
 }
 
 thread_local! {
@@ -103,63 +109,61 @@ fn keep_thread_state() {
     }
 }
 
-thread_local! {
-    /// The actor a `release_gil=True` call on this blocking thread belongs to.
-    static BLOCKING_PID: std::cell::Cell<Option<Pid>> = const { std::cell::Cell::new(None) };
-}
-
-/// Marks a blocking thread as running an actor's call until dropped.
-struct BlockingCurrent(Option<Pid>);
-
-impl BlockingCurrent {
-    fn enter(pid: Option<Pid>) -> BlockingCurrent {
-        BlockingCurrent(BLOCKING_PID.with(|c| c.replace(pid)))
-    }
-}
-
-impl Drop for BlockingCurrent {
-    fn drop(&mut self) {
-        BLOCKING_PID.with(|c| c.set(self.0));
-    }
-}
-
 /// `iris.current_pid()`: the PID of the actor whose handler (or pull-actor body) is running
 /// on this thread, like Erlang's `self()`; `None` outside any actor.
 #[pyfunction]
 pub(crate) fn current_pid() -> Option<Pid> {
-    iris::current_pid().or_else(|| BLOCKING_PID.with(std::cell::Cell::get))
+    iris::current_pid()
 }
 
-/// A push handler whose calls run on Tokio's blocking threads, awaited one at a time by the
-/// actor so the order holds. `gate` limits how many such calls run at once (the shared pool).
-pub(crate) fn blocking_behavior(
-    handler: Py<PyAny>,
-    tokio: tokio::runtime::Handle,
-    gate: Option<Arc<Semaphore>>,
-) -> Behavior {
-    let handler = Arc::new(handler);
-    Behavior::from_async(move |msg: Message| {
-        let handler = handler.clone();
-        let tokio = tokio.clone();
-        let gate = gate.clone();
-        async move {
-            let _permit = match gate {
-                Some(g) => g.acquire_owned().await.ok(),
-                None => None,
-            };
-            // The call runs on a blocking thread: it is still this actor's code.
-            let me = iris::current_pid();
-            let call = tokio.spawn_blocking(move || {
-                let _current = BlockingCurrent::enter(me);
-                crate::exiting::attach(|py| call_handler(py, &handler, &msg)).unwrap_or(Flow::Stop)
-            });
-            match call.await {
-                Ok(flow) => flow,
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(_) => Flow::Crash("the handler's blocking call was cancelled".to_owned()),
-            }
-        }
+/// A push handler whose batches run off the Tokio workers (`release_gil=True`): the
+/// scheduler thread running a batch hands its worker and its run queue off
+/// ([`iris::block_in_place`]) before it takes the interpreter, so a handler that blocks or
+/// computes for long holds up no other actor and no Tokio task. Messages are still handled
+/// one at a time, in order. `gate` limits how many such batches run at once (the shared
+/// pool); a batch waits for a slot before it starts.
+pub(crate) fn blocking_behavior(handler: Py<PyAny>, gate: Option<Arc<Semaphore>>) -> Behavior {
+    handler_behavior(handler).with_batch_guard(move |body| {
+        iris::block_in_place(|| {
+            let _slot = gate.as_deref().map(Semaphore::acquire);
+            with_interpreter(body)
+        })
     })
+}
+
+/// A counting semaphore for threads: the shared pool's slots.
+pub(crate) struct Semaphore {
+    free: Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+/// A slot of a [`Semaphore`], given back when dropped.
+pub(crate) struct Slot<'a>(&'a Semaphore);
+
+impl Semaphore {
+    pub(crate) fn new(slots: usize) -> Semaphore {
+        Semaphore {
+            free: Mutex::new(slots),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Waits for a free slot and takes it.
+    pub(crate) fn acquire(&self) -> Slot<'_> {
+        let mut free = lock(&self.free);
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        Slot(self)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.free) += 1;
+        self.0.freed.notify_one();
+    }
 }
 
 /// How `release_gil=True` actors are placed: up to `max_threads` of them get calls of their

@@ -153,7 +153,7 @@ impl PyRuntime {
                 ));
             }
         };
-        let behavior = blocking_behavior(handler, self.rt().handle().clone(), gate.clone());
+        let behavior = blocking_behavior(handler, gate.clone());
         match self.rt().try_spawn_behavior(behavior, opts) {
             Ok(pid) => {
                 self.gil.record(pid, gate);
@@ -247,7 +247,8 @@ impl PyRuntime {
     // ----- spawning ---------------------------------------------------------------------
 
     /// Spawns a push actor: `handler(msg)` runs once per message, one at a time, in order.
-    /// With `release_gil=True` each call runs on a blocking thread (still in order).
+    /// With `release_gil=True` the calls run off the Tokio workers, which are handed off
+    /// before each batch (still one at a time, in order).
     #[pyo3(signature = (handler, budget=100, release_gil=false))]
     fn spawn(&self, handler: &Bound<'_, PyAny>, budget: usize, release_gil: bool) -> PyResult<Pid> {
         self.push(handler, opts(budget, None, None), release_gil)
@@ -580,7 +581,7 @@ impl PyRuntime {
     fn hot_swap(&self, py: Python<'_>, pid: PidArg, handler: &Bound<'_, PyAny>) -> PyResult<u64> {
         let handler = callable(handler)?;
         let behavior = match self.gil.mode_of(pid.0) {
-            Some(gate) => blocking_behavior(handler, self.rt().handle().clone(), gate),
+            Some(gate) => blocking_behavior(handler, gate),
             None => sync_behavior(handler),
         };
         // Released: the swap may drop old handlers, which must not run Python code under
@@ -824,8 +825,9 @@ impl PyRuntime {
 
     // ----- configuration ----------------------------------------------------------------
 
-    /// `release_gil=True` actors: up to `max_threads` get blocking calls of their own; past
-    /// that they share `gil_pool_size` slots (or, when strict, spawning fails).
+    /// `release_gil=True` actors: up to `max_threads` run their batches whenever they have
+    /// work; past that they share `gil_pool_size` slots, a batch waiting for a free one (or,
+    /// when strict, spawning fails).
     fn set_release_gil_limits(&self, max_threads: usize, gil_pool_size: usize) -> PyResult<()> {
         if gil_pool_size == 0 {
             return Err(err(Kind::Config, "gil_pool_size must be at least 1"));

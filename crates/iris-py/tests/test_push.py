@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -46,6 +47,46 @@ def test_release_gil_runs_off_the_calling_thread(rt, until):
     rt.send(pid, b"ping")
     assert until(lambda: idents)
     assert idents[0] != threading.get_ident()
+
+
+def test_a_blocking_release_gil_handler_holds_up_no_other_actor(until):
+    # One worker: the blocked handler must hand it off, or `quick` never runs.
+    rt = iris.Runtime(workers=1)
+    try:
+        quick_ran = threading.Event()
+        results = []
+        slow = rt.spawn(lambda m: results.append(quick_ran.wait(10)), release_gil=True)
+        quick = rt.spawn(lambda m: quick_ran.set())
+        rt.send(slow, b"wait")
+        rt.send(quick, b"go")
+        assert quick_ran.wait(5)
+        assert until(lambda: results == [True], timeout=5)
+    finally:
+        rt.shutdown()
+
+
+def test_release_gil_shared_pool_runs_one_batch_per_slot(rt, until):
+    rt.set_release_gil_limits(0, 1)
+    lock = threading.Lock()
+    running = [0]
+    most = [0]
+    done = []
+
+    def handler(msg):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+        done.append(msg)
+
+    pids = [rt.spawn(handler, release_gil=True) for _ in range(3)]
+    for pid in pids:
+        for i in range(3):
+            rt.send(pid, bytes([i]))
+    assert until(lambda: len(done) == 9, timeout=10)
+    assert most[0] == 1
 
 
 def test_bytes_like_payloads_are_copied(rt, until):

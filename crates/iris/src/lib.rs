@@ -27,7 +27,9 @@ pub use iris_supervisor::{ExitInfo, ExitReason, RestartPolicy, Strategy, Supervi
 pub use mesh::MeshConfig;
 pub use message::{Message, SystemMessage};
 pub use observe::OBSERVED_HISTORY;
-pub use runtime::{ActorRef, DEFAULT_BUDGET, Receiver, Runtime, SpawnOptions, current_pid};
+pub use runtime::{
+    ActorRef, DEFAULT_BUDGET, Receiver, Runtime, SpawnOptions, block_in_place, current_pid,
+};
 pub use supervision::{ChildOptions, Factory};
 
 /// The Cranelift expression JIT (`iris-jit`), for offloading numeric code.

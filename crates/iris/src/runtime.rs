@@ -308,6 +308,46 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     blocking_section(f)
 }
 
+/// Runs `f`, which may block or compute for long, from inside a handler without holding up
+/// the other actors: on a scheduler loop a temporary loop takes over the run queue and the
+/// Tokio worker is handed off (`tokio::task::block_in_place`) until `f` returns; on another
+/// multi-thread Tokio worker the worker is handed off; anywhere else `f` just runs. The
+/// calling actor stays the current one ([`current_pid`]) and handles nothing else meanwhile.
+/// A hand-off costs tens of microseconds, so wrap a whole stretch of blocking work (a batch's
+/// guard, see [`Behavior::with_batch_guard`]), not each short call.
+///
+/// ```
+/// use std::sync::{Mutex, mpsc};
+/// use std::time::Duration;
+/// use iris::Runtime;
+///
+/// let rt = Runtime::with_workers(1).unwrap();
+/// let (go, wait) = mpsc::channel::<()>();
+/// let wait = Mutex::new(wait);
+/// // Blocks until `quick` ran, which needs the only worker.
+/// let slow = rt.spawn_fn(
+///     move |_m| {
+///         iris::block_in_place(|| wait.lock().unwrap().recv_timeout(Duration::from_secs(10)))
+///             .expect("quick ran meanwhile");
+///     },
+///     10,
+/// );
+/// let (done, finished) = mpsc::channel();
+/// let quick = rt.spawn_fn(
+///     move |_m| {
+///         go.send(()).unwrap();
+///         done.send(()).unwrap();
+///     },
+///     10,
+/// );
+/// rt.send_user(slow, "wait").unwrap();
+/// rt.send_user(quick, "go").unwrap();
+/// finished.recv_timeout(Duration::from_secs(5)).unwrap();
+/// ```
+pub fn block_in_place<R>(f: impl FnOnce() -> R) -> R {
+    blocking_section(f)
+}
+
 fn blocking_section<R>(f: impl FnOnce() -> R) -> R {
     if RunQueue::on_loop() {
         return RunQueue::block_in_place(f);
