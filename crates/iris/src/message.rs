@@ -109,3 +109,38 @@ impl SystemMessage {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iris_supervisor::ExitReason;
+
+    fn exit() -> SystemMessage {
+        SystemMessage::Exit {
+            from: 1,
+            target: 2,
+            info: ExitInfo::with_metadata(ExitReason::Crash, "boom"),
+        }
+    }
+
+    #[test]
+    fn system_messages_are_built_and_read_through_the_box() {
+        let m = Message::system(exit());
+        assert!(m.is_system());
+        assert_eq!(m.as_user(), None);
+        assert_eq!(m.as_system(), Some(&exit()));
+        assert_eq!(Message::from(exit()), m);
+        match &m {
+            Message::System(sys) => assert_eq!(sys.type_name(), "EXIT"),
+            Message::User(_) => panic!("a system message"),
+        }
+    }
+
+    #[test]
+    fn user_messages_have_no_signal() {
+        let m = Message::from("data");
+        assert!(!m.is_system());
+        assert_eq!(m.as_system(), None);
+        assert_eq!(m.as_user().map(|b| &b[..]), Some(&b"data"[..]));
+    }
+}
