@@ -166,8 +166,8 @@ impl Drop for Slot<'_> {
     }
 }
 
-/// How `release_gil=True` actors are placed: up to `max_threads` of them get calls of their
-/// own on blocking threads; past that they share `gil_pool_size` slots, or, when strict,
+/// How `release_gil=True` actors are placed: up to `max_threads` of them run their batches
+/// whenever they have work; past that they share `gil_pool_size` slots, or, when strict,
 /// the spawn fails.
 pub(crate) struct GilPolicy {
     max_threads: AtomicUsize,
@@ -186,7 +186,7 @@ pub(crate) const DEFAULT_GIL_POOL: usize = 8;
 
 /// Where a new `release_gil` actor goes.
 pub(crate) enum Placement {
-    /// Calls of its own.
+    /// Runs its batches whenever it has work (no slot to wait for).
     Dedicated,
     /// The shared pool.
     Shared(Arc<Semaphore>),

@@ -108,7 +108,7 @@ impl Peer {
         }
         for frame in frames.drain(..) {
             if let Offer::MustWait(f) = self.out.offer(frame) {
-                let _ = crate::runtime::blocking(|| self.out.push_wait_blocking(f, None));
+                let _ = crate::runtime::block_in_place(|| self.out.push_wait_blocking(f, None));
             }
         }
     }
@@ -1227,7 +1227,7 @@ impl Runtime {
                         .unwrap_or_else(|p| std::panic::resume_unwind(p))
                 })
             }
-            _ => crate::runtime::blocking(move || handle.block_on(fut)),
+            _ => crate::runtime::block_in_place(move || handle.block_on(fut)),
         }
     }
 }

@@ -302,19 +302,15 @@ impl ActorRef {
     }
 }
 
-/// Blocks this thread safely: on a scheduler loop a temporary loop takes over, on another
-/// multi-thread Tokio worker the worker is handed off (`block_in_place`).
-pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    blocking_section(f)
-}
-
 /// Runs `f`, which may block or compute for long, from inside a handler without holding up
 /// the other actors: on a scheduler loop a temporary loop takes over the run queue and the
 /// Tokio worker is handed off (`tokio::task::block_in_place`) until `f` returns; on another
 /// multi-thread Tokio worker the worker is handed off; anywhere else `f` just runs. The
 /// calling actor stays the current one ([`current_pid`]) and handles nothing else meanwhile.
-/// A hand-off costs tens of microseconds, so wrap a whole stretch of blocking work (a batch's
-/// guard, see [`Behavior::with_batch_guard`]), not each short call.
+/// The runtime blocks this way itself wherever it waits (a `Block` mailbox, `join`). A
+/// hand-off costs the calling thread about a microsecond and wakes a thread to take the
+/// worker over, so wrap a whole stretch of blocking work (a batch's guard, see
+/// [`Behavior::with_batch_guard`]), not each short call.
 ///
 /// ```
 /// use std::sync::{Mutex, mpsc};
@@ -345,10 +341,6 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
 /// finished.recv_timeout(Duration::from_secs(5)).unwrap();
 /// ```
 pub fn block_in_place<R>(f: impl FnOnce() -> R) -> R {
-    blocking_section(f)
-}
-
-fn blocking_section<R>(f: impl FnOnce() -> R) -> R {
     if RunQueue::on_loop() {
         return RunQueue::block_in_place(f);
     }
@@ -928,7 +920,7 @@ impl Runtime {
         match routed {
             Routed::Done(r) => r,
             Routed::Wait(actor, m) => {
-                let r = blocking_section(|| actor.mailbox.push_wait_blocking(m, None));
+                let r = block_in_place(|| actor.mailbox.push_wait_blocking(m, None));
                 match r {
                     Ok(()) => {
                         self.activate(&actor);
@@ -1023,7 +1015,7 @@ impl Runtime {
     /// (or exited too long ago to be remembered).
     pub fn join(&self, pid: Pid) -> Option<ExitInfo> {
         match self.inner.table.get(pid) {
-            Some(actor) => blocking_section(|| actor.exit.wait_blocking(None)),
+            Some(actor) => block_in_place(|| actor.exit.wait_blocking(None)),
             None => self.exit_info(pid),
         }
     }
@@ -1031,7 +1023,7 @@ impl Runtime {
     /// Like [`Runtime::join`] with a timeout; `None` also when it passes.
     pub fn join_timeout(&self, pid: Pid, timeout: Duration) -> Option<ExitInfo> {
         match self.inner.table.get(pid) {
-            Some(actor) => blocking_section(|| actor.exit.wait_blocking(Some(timeout))),
+            Some(actor) => block_in_place(|| actor.exit.wait_blocking(Some(timeout))),
             None => self.exit_info(pid),
         }
     }
@@ -1090,7 +1082,7 @@ impl Runtime {
             self.kill(a.pid, ExitInfo::new(ExitReason::Shutdown));
         }
         let deadline = std::time::Instant::now() + timeout;
-        blocking_section(|| {
+        block_in_place(|| {
             actors.iter().all(|a| {
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
                 a.exit.wait_blocking(Some(left)).is_some()
