@@ -212,7 +212,10 @@ impl<M> std::fmt::Debug for Mailbox<M> {
 /// without copying when `out` is empty.
 fn take<M>(lane: &mut VecDeque<M>, n: usize, out: &mut VecDeque<M>) -> usize {
     let n = n.min(lane.len());
-    if n > 0 && n == lane.len() && out.is_empty() {
+    // A swap leaves `out`'s allocation with the mailbox; only when it is not much bigger than
+    // the lane's own, so a caller's big batch buffer never stays behind in a quiet mailbox
+    // (a few messages are copied instead).
+    if n > 0 && n == lane.len() && out.is_empty() && out.capacity() <= 2 * lane.capacity().max(8) {
         std::mem::swap(out, lane);
     } else {
         out.extend(lane.drain(..n));

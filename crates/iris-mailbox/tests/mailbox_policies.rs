@@ -1,5 +1,6 @@
 //! Lanes, bounds and the five overflow policies.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use iris_mailbox::{
@@ -226,4 +227,29 @@ fn reclaim_takes_nothing_from_an_open_mailbox_and_an_empty_buffer_from_a_closed_
     assert_eq!(mb.offer(1), Offer::Closed(1));
     assert!(mb.is_empty());
     assert_eq!(mb.try_recv(), Err(TryRecvError::Closed));
+}
+
+#[test]
+fn a_big_batch_buffer_does_not_stay_behind_in_a_quiet_mailbox() {
+    let mb: Mailbox<u32> = Mailbox::unbounded();
+    let _ = mb.offer(1);
+    let mut out = VecDeque::with_capacity(4096);
+    assert_eq!(mb.try_recv_batch(100, &mut out), Ok(1));
+    assert_eq!(out, [1]);
+    assert!(mb.close().is_empty());
+    assert!(mb.reclaim().capacity() < 4096);
+}
+
+#[test]
+fn a_busy_lane_and_a_batch_buffer_trade_allocations() {
+    let mb: Mailbox<u32> = Mailbox::unbounded();
+    for i in 0..1000 {
+        let _ = mb.offer(i);
+    }
+    let mut out = VecDeque::with_capacity(1024);
+    assert_eq!(mb.try_recv_batch(1000, &mut out), Ok(1000));
+    assert!(out.iter().copied().eq(0..1000));
+    // The lane kept the batch buffer's allocation for the next thousand: no regrowth.
+    assert!(mb.close().is_empty());
+    assert!(mb.reclaim().capacity() >= 1000);
 }
