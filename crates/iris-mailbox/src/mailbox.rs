@@ -431,13 +431,37 @@ impl<M> Mailbox<M> {
             return Err(msg);
         }
         lane(&mut st).push_back(msg);
+        self.pushed(st);
+        Ok(())
+    }
+
+    /// After a push under the lock: mirrors the lanes, releases the lock, then wakes the
+    /// consumer if it waits.
+    #[inline]
+    fn pushed(&self, mut st: MutexGuard<'_, State<M>>) {
         self.sync(&st);
         let waker = st.rx_waker.take();
         drop(st);
         if let Some(w) = waker {
             w.wake();
         }
-        Ok(())
+    }
+
+    /// Queues every message of `msgs` as user messages, in order, under one lock with one
+    /// wake-up of the consumer, leaving `msgs` empty; `false`, with `msgs` untouched, when the
+    /// mailbox is bounded (each message needs the overflow policy: [`Mailbox::offer`] them)
+    /// or closed.
+    pub fn push_all(&self, msgs: &mut Vec<M>) -> bool {
+        if self.rx.is_none() || self.is_closed() {
+            return false;
+        }
+        let mut st = self.lock();
+        if st.closed {
+            return false;
+        }
+        st.user.extend(msgs.drain(..));
+        self.pushed(st);
+        true
     }
 
     /// Queues a user message if there is room, or says what the overflow policy asks for.

@@ -253,3 +253,27 @@ fn a_busy_lane_and_a_batch_buffer_trade_allocations() {
     assert!(mb.close().is_empty());
     assert!(mb.reclaim().capacity() >= 1000);
 }
+
+#[test]
+fn push_all_queues_a_burst_in_order_only_where_no_policy_applies() {
+    let mb: Mailbox<u32> = Mailbox::unbounded();
+    let _ = mb.offer(0);
+    let mut burst: Vec<u32> = (1..=100).collect();
+    assert!(mb.push_all(&mut burst));
+    assert!(burst.is_empty());
+    assert_eq!(mb.len(), 101);
+    let mut out = VecDeque::new();
+    assert_eq!(mb.try_recv_batch(1000, &mut out), Ok(101));
+    assert!(out.iter().copied().eq(0..=100));
+
+    let bounded: Mailbox<u32> = Mailbox::bounded(4).unwrap();
+    let mut burst = vec![1, 2];
+    assert!(!bounded.push_all(&mut burst));
+    assert_eq!(burst, [1, 2], "left for offer to apply the policy");
+    assert!(bounded.is_empty());
+
+    mb.close();
+    let mut burst = vec![1];
+    assert!(!mb.push_all(&mut burst));
+    assert_eq!(burst, [1]);
+}

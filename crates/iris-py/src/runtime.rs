@@ -204,6 +204,17 @@ impl PyRuntime {
             .map_err(actor_err)
     }
 
+    /// Queues `msgs` for `pid` through the core's batch send; how many were queued.
+    fn send_batch(&self, py: Python<'_>, pid: Pid, msgs: Vec<Message>) -> usize {
+        let rt = self.rt();
+        let send = || rt.send_many(pid, msgs);
+        if self.may_wait.load(Ordering::SeqCst) {
+            py.detach(send)
+        } else {
+            touching_mailboxes(py, send)
+        }
+    }
+
     fn send_bytes(&self, py: Python<'_>, pid: Pid, data: bytes::Bytes) -> bool {
         let rt = self.rt();
         let send = || rt.send(pid, Message::User(data)).is_ok();
@@ -401,41 +412,62 @@ impl PyRuntime {
     /// Sends every bytes-like object of `messages` (any iterable) to `pid`, in order, in one
     /// call; returns how many were queued, stopping at the first that is not (dead PID, full
     /// `dropnew` mailbox). A non-bytes item raises `TypeError` after the ones before it went.
+    /// The payloads go to the core in chunks, each queued under one mailbox lock.
     fn send_many(
         &self,
         py: Python<'_>,
         pid: PidArg,
         messages: &Bound<'_, PyAny>,
     ) -> PyResult<usize> {
+        const CHUNK: usize = 1024;
         self.here()?;
         let mut sent = 0;
-        let mut one = |item: &Bound<'_, PyAny>| -> PyResult<bool> {
-            let data: Payload = item.extract()?;
-            let ok = self.send_bytes(py, pid.0, data.0);
-            sent += usize::from(ok);
-            Ok(ok)
+        let mut chunk: Vec<Message> = Vec::with_capacity(CHUNK);
+        // Hands the chunk to the core; `false` once a message was not queued.
+        let mut flush = |chunk: &mut Vec<Message>| -> bool {
+            let n = chunk.len();
+            let batch = std::mem::take(chunk);
+            let queued = self.send_batch(py, pid.0, batch);
+            sent += queued;
+            queued == n
+        };
+        let mut failed = None;
+        let mut add = |item: PyResult<Bound<'_, PyAny>>, chunk: &mut Vec<Message>| -> bool {
+            match item.and_then(|i| i.extract::<Payload>()) {
+                Ok(data) => {
+                    chunk.push(Message::User(data.0));
+                    true
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            }
         };
         // Lists and tuples by index (no iterator object); anything else through `iter()`.
-        if let Ok(list) = messages.cast::<PyList>() {
-            for item in list.iter() {
-                if !one(&item)? {
-                    break;
-                }
+        let items: Box<dyn Iterator<Item = PyResult<Bound<'_, PyAny>>>> =
+            if let Ok(list) = messages.cast::<PyList>() {
+                Box::new(list.iter().map(Ok))
+            } else if let Ok(tuple) = messages.cast::<PyTuple>() {
+                Box::new(tuple.iter().map(Ok))
+            } else {
+                Box::new(messages.try_iter()?)
+            };
+        for item in items {
+            if !add(item, &mut chunk) {
+                break;
             }
-        } else if let Ok(tuple) = messages.cast::<PyTuple>() {
-            for item in tuple.iter_borrowed() {
-                if !one(&item)? {
-                    break;
-                }
-            }
-        } else {
-            for item in messages.try_iter()? {
-                if !one(&item?)? {
-                    break;
-                }
+            if chunk.len() == CHUNK && !flush(&mut chunk) {
+                return Ok(sent);
             }
         }
-        Ok(sent)
+        if !chunk.is_empty() {
+            flush(&mut chunk);
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(sent),
+        }
     }
 
     /// Sends bytes to the actor registered under `name`; `False` if there is none.

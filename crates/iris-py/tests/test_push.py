@@ -146,6 +146,29 @@ def test_send_many_counts_what_was_queued(rt, until):
     gate.set()
 
 
+def test_send_many_across_chunks_and_a_failing_iterator(rt, until):
+    got = []
+    pid = rt.spawn(got.append, budget=50)
+    burst = [i.to_bytes(2, "big") for i in range(2500)]
+    assert rt.send_many(pid, burst) == 2500
+    assert until(lambda: len(got) == 2500)
+    assert got == burst
+
+    def items():
+        yield from (i.to_bytes(2, "big") for i in range(1500))
+        raise RuntimeError("source failed")
+
+    got.clear()
+    with pytest.raises(RuntimeError, match="source failed"):
+        rt.send_many(pid, items())
+    assert until(lambda: len(got) == 1500)
+    assert got == burst[:1500]
+    # A stopped actor takes no chunk.
+    rt.stop(pid)
+    rt.join(pid, timeout=5)
+    assert rt.send_many(pid, burst) == 0
+
+
 def test_huge_payload(rt, until):
     sizes = []
     pid = rt.spawn(lambda m: sizes.append(len(m)))

@@ -954,6 +954,47 @@ impl Runtime {
         }
     }
 
+    /// Sends `msgs` to `pid` in order, as [`Runtime::send`] would one by one, stopping at the
+    /// first that is not queued; returns how many were. To an unbounded mailbox the user
+    /// messages go under one lock with one wake-up (the senders' cost of a burst is then
+    /// mostly copying); a bounded mailbox applies its policy to each.
+    ///
+    /// ```
+    /// use iris::{Message, Runtime};
+    ///
+    /// let rt = Runtime::new();
+    /// let pid = rt.spawn_observed_handler(10).unwrap();
+    /// let burst: Vec<Message> = (0..3u8).map(|i| Message::from(vec![i])).collect();
+    /// assert_eq!(rt.send_many(pid, burst), 3);
+    /// # while rt.get_messages(pid).len() < 3 { std::thread::yield_now(); }
+    /// assert_eq!(rt.get_messages(pid)[2], Message::from(vec![2u8]));
+    /// assert_eq!(rt.send_many(u64::MAX >> 20, vec![Message::from("x")]), 0);
+    /// ```
+    pub fn send_many(&self, pid: Pid, mut msgs: Vec<Message>) -> usize {
+        let n = msgs.len();
+        if msgs.iter().all(|m| !m.is_system()) {
+            let queued = self.inner.table.with(pid, |actor| {
+                let queued = actor.mailbox.push_all(&mut msgs);
+                if queued {
+                    self.activate(actor);
+                }
+                queued
+            });
+            if queued == Some(true) {
+                return n;
+            }
+        }
+        // A bounded or closed mailbox, no such actor, a system message: one at a time.
+        let mut sent = 0;
+        for m in msgs {
+            if self.send(pid, m).is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        sent
+    }
+
     /// Sends a message. A full mailbox applies its overflow policy; under `Block` (and
     /// `Spill`) the calling thread waits for room (inside Tokio via `block_in_place`; use
     /// [`Runtime::send_async`] from async code).

@@ -518,3 +518,78 @@ fn stops_racing_wake_up_sends_end_every_actor_cleanly() {
     rt.send(p, num(7)).unwrap();
     assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), 7);
 }
+
+#[test]
+fn send_many_keeps_per_sender_order_among_single_sends_from_many_threads() {
+    let rt = Runtime::new();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    let pid = rt.spawn_fn(move |m| l.lock().unwrap().push(as_num(&m)), 7);
+    let senders: u64 = 4;
+    let per: u64 = 3000;
+    std::thread::scope(|s| {
+        for t in 0..senders {
+            let rt = &rt;
+            s.spawn(move || {
+                let mut seq = 0;
+                // Bursts of random lengths mixed with single sends.
+                let mut x = t + 1;
+                while seq < per {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let len = (x >> 33) % 40;
+                    if len == 0 {
+                        rt.send(pid, num(t << 32 | seq)).unwrap();
+                        seq += 1;
+                    } else {
+                        let end = (seq + len).min(per);
+                        let burst: Vec<Message> = (seq..end).map(|i| num(t << 32 | i)).collect();
+                        assert_eq!(rt.send_many(pid, burst), (end - seq) as usize);
+                        seq = end;
+                    }
+                }
+            });
+        }
+    });
+    wait_until("every message", || {
+        log.lock().unwrap().len() == (senders * per) as usize
+    });
+    let log = log.lock().unwrap();
+    for t in 0..senders {
+        let mine: Vec<u64> = log
+            .iter()
+            .filter(|v| *v >> 32 == t)
+            .map(|v| v & 0xffff_ffff)
+            .collect();
+        assert!(mine.iter().copied().eq(0..per), "sender {t} out of order");
+    }
+}
+
+#[test]
+fn send_many_applies_a_bounded_mailbox_policy_to_each_message() {
+    let rt = Runtime::new();
+    let (pid, gate, log) = gated_recorder(&rt, 2);
+    // DropNew (the default): two fit, the third stops the burst.
+    assert_eq!(rt.send_many(pid, vec![num(1), num(2), num(3), num(4)]), 2);
+    gate.wait();
+    wait_until("two handled", || log.lock().unwrap().len() == 2);
+    assert_eq!(*log.lock().unwrap(), vec![1, 2]);
+    // No actor: nothing queued.
+    assert_eq!(rt.send_many(u64::MAX >> 20, vec![num(1)]), 0);
+    // A burst with a system message goes one at a time; the signal overtakes as ever.
+    let watcher = rt.spawn_observed_handler(10).unwrap();
+    let down = SystemMessage::Down {
+        monitor: 7,
+        from: 1,
+        target: watcher,
+        info: ExitInfo::new(ExitReason::Normal),
+    };
+    let burst = vec![num(5), Message::system(down.clone()), num(6)];
+    assert_eq!(rt.send_many(watcher, burst), 3);
+    wait_until("three observed", || rt.get_messages(watcher).len() == 3);
+    let got = rt.get_messages(watcher);
+    assert!(got.iter().any(|m| m.as_system() == Some(&down)));
+    let nums: Vec<u64> = got.iter().filter(|m| !m.is_system()).map(as_num).collect();
+    assert_eq!(nums, vec![5, 6]);
+}
