@@ -461,8 +461,10 @@ impl PyRuntime {
                 return Ok(sent);
             }
         }
-        if !chunk.is_empty() {
-            flush(&mut chunk);
+        // A refused message stops the call before a bad item after it is looked at, as a
+        // send per item would.
+        if !chunk.is_empty() && !flush(&mut chunk) {
+            return Ok(sent);
         }
         match failed {
             Some(e) => Err(e),

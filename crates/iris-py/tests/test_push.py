@@ -143,6 +143,9 @@ def test_send_many_counts_what_was_queued(rt, until):
     assert rt.send(full, b"blocks the handler")
     assert until(lambda: rt.mailbox_size(full) == 0)
     assert rt.send_many(full, [b"fills it", b"dropped", b"dropped"]) == 1
+    # Refused before the bad item: a count, not an error (as one send per item stops).
+    assert rt.send_many(full, [b"dropped", "not bytes"]) == 0
+    assert rt.send_many(10**15, [b"a", "not bytes"]) == 0
     gate.set()
 
 
