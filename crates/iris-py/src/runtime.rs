@@ -412,7 +412,8 @@ impl PyRuntime {
     /// Sends every bytes-like object of `messages` (any iterable) to `pid`, in order, in one
     /// call; returns how many were queued, stopping at the first that is not (dead PID, full
     /// `dropnew` mailbox). A non-bytes item raises `TypeError` after the ones before it went.
-    /// The payloads go to the core in chunks, each queued under one mailbox lock.
+    /// The payloads go to the core in chunks of up to 1024 items taken from `messages`
+    /// first, each chunk queued under one mailbox lock.
     fn send_many(
         &self,
         py: Python<'_>,
