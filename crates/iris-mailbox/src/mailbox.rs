@@ -512,12 +512,7 @@ impl<M> Mailbox<M> {
                 },
             }
         };
-        self.sync(&st);
-        let waker = st.rx_waker.take();
-        drop(st);
-        if let Some(w) = waker {
-            w.wake();
-        }
+        self.pushed(st);
         outcome
     }
 
@@ -540,12 +535,7 @@ impl<M> Mailbox<M> {
             return Err(msg);
         }
         st.user.push_back(msg);
-        self.sync(&st);
-        let rx = st.rx_waker.take();
-        drop(st);
-        if let Some(w) = rx {
-            w.wake();
-        }
+        self.pushed(st);
         Ok(())
     }
 

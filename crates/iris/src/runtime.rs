@@ -1571,8 +1571,13 @@ thread_local! {
 
 /// Keeps an empty (or emptied) buffer for reuse on this thread, if it is small enough and
 /// there is room; otherwise frees it.
+/// The bytes a buffer's allocation holds.
+fn buffer_bytes(buf: &std::collections::VecDeque<Message>) -> usize {
+    buf.capacity().saturating_mul(size_of::<Message>())
+}
+
 fn recycle(mut buf: std::collections::VecDeque<Message>) {
-    let bytes = buf.capacity().saturating_mul(size_of::<Message>());
+    let bytes = buffer_bytes(&buf);
     if bytes == 0 || bytes > SPARE_BYTES {
         return;
     }
@@ -1585,7 +1590,7 @@ fn recycle(mut buf: std::collections::VecDeque<Message>) {
         std::mem::forget(old);
         return;
     }
-    if old.capacity().saturating_mul(size_of::<Message>()) > POOL_BYTES {
+    if buffer_bytes(&old) > POOL_BYTES {
         return;
     }
     // `try_with`: a thread being torn down just frees it.
