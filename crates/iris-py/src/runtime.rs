@@ -204,25 +204,24 @@ impl PyRuntime {
             .map_err(actor_err)
     }
 
-    /// Queues `msgs` for `pid` through the core's batch send; how many were queued.
-    fn send_batch(&self, py: Python<'_>, pid: Pid, msgs: Vec<Message>) -> usize {
+    /// Runs a send: without the interpreter when it may wait (a `Block` policy) or a
+    /// matcher may hold a mailbox lock while it waits for the interpreter.
+    fn sending<T: Send>(&self, py: Python<'_>, send: impl Send + FnOnce(&iris::Runtime) -> T) -> T {
         let rt = self.rt();
-        let send = || rt.send_many(pid, msgs);
         if self.may_wait.load(Ordering::SeqCst) {
-            py.detach(send)
+            py.detach(|| send(rt))
         } else {
-            touching_mailboxes(py, send)
+            touching_mailboxes(py, || send(rt))
         }
     }
 
+    /// Queues `msgs` for `pid` through the core's batch send; how many were queued.
+    fn send_batch(&self, py: Python<'_>, pid: Pid, msgs: Vec<Message>) -> usize {
+        self.sending(py, |rt| rt.send_many(pid, msgs))
+    }
+
     fn send_bytes(&self, py: Python<'_>, pid: Pid, data: bytes::Bytes) -> bool {
-        let rt = self.rt();
-        let send = || rt.send(pid, Message::User(data)).is_ok();
-        if self.may_wait.load(Ordering::SeqCst) {
-            py.detach(send)
-        } else {
-            touching_mailboxes(py, send)
-        }
+        self.sending(py, |rt| rt.send(pid, Message::User(data)).is_ok())
     }
 }
 
@@ -433,18 +432,6 @@ impl PyRuntime {
             queued == n
         };
         let mut failed = None;
-        let mut add = |item: PyResult<Bound<'_, PyAny>>, chunk: &mut Vec<Message>| -> bool {
-            match item.and_then(|i| i.extract::<Payload>()) {
-                Ok(data) => {
-                    chunk.push(Message::User(data.0));
-                    true
-                }
-                Err(e) => {
-                    failed = Some(e);
-                    false
-                }
-            }
-        };
         // Lists and tuples by index (no iterator object); anything else through `iter()`.
         let items: Box<dyn Iterator<Item = PyResult<Bound<'_, PyAny>>>> =
             if let Ok(list) = messages.cast::<PyList>() {
@@ -455,8 +442,12 @@ impl PyRuntime {
                 Box::new(messages.try_iter()?)
             };
         for item in items {
-            if !add(item, &mut chunk) {
-                break;
+            match item.and_then(|i| i.extract::<Payload>()) {
+                Ok(data) => chunk.push(Message::User(data.0)),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
             }
             if chunk.len() == CHUNK && !flush(&mut chunk) {
                 return Ok(sent);
