@@ -62,7 +62,9 @@ pub(crate) fn call_handler(py: Python<'_>, handler: &Py<PyAny>, msg: &Message) -
 /// A push handler's behaviour: one call of `handler` per message.
 fn handler_behavior(handler: Py<PyAny>) -> Behavior {
     Behavior::from_fn(move |msg: Message| {
-        crate::exiting::attach(|py| call_handler(py, &handler, &msg)).unwrap_or(Flow::Stop)
+        // Once the interpreter is exiting the exit hook shuts every runtime down: end the
+        // actor as that shutdown would (it ended `Normal` when it came first).
+        crate::exiting::attach(|py| call_handler(py, &handler, &msg)).unwrap_or(Flow::Shutdown)
     })
 }
 

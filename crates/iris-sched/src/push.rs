@@ -17,6 +17,9 @@ pub enum Flow {
     Stop,
     /// End the actor because guest code failed; the text describes the failure.
     Crash(String),
+    /// End the actor because what runs its code is going away (an embedding interpreter
+    /// exiting): the actor ends as if the runtime had shut it down, not normally.
+    Shutdown,
 }
 
 /// The result of calling a handler on one message: finished at once, or a future to await.
@@ -47,6 +50,8 @@ pub enum LoopEnd {
     Idle,
     /// The handler returned [`Flow::Crash`].
     Crashed(String),
+    /// The handler returned [`Flow::Shutdown`].
+    ShutDown,
 }
 
 /// A reduction counter: `budget` messages in a row, then a yield.
@@ -81,7 +86,7 @@ impl Reductions {
 }
 
 /// Runs a push actor: handles messages one at a time, in arrival order, until the mailbox
-/// closes, the handler returns [`Flow::Stop`], or (with `idle`) no message arrives in time.
+/// closes, the handler returns anything but [`Flow::Continue`], or (with `idle`) no message arrives in time.
 ///
 /// A stop is noticed after the message being handled: messages still in the current batch are
 /// dropped, like the rest of the closed mailbox.
@@ -120,6 +125,7 @@ where
                 Flow::Continue => {}
                 Flow::Stop => return LoopEnd::Stopped,
                 Flow::Crash(why) => return LoopEnd::Crashed(why),
+                Flow::Shutdown => return LoopEnd::ShutDown,
             }
             if mailbox.is_closed() {
                 return LoopEnd::Closed;

@@ -11,7 +11,8 @@ use iris_sched::{Flow, Step};
 use crate::Message;
 
 /// What a handler's result means for the actor: `()` and [`Flow::Continue`] keep it running,
-/// [`Flow::Stop`] ends it normally, an `Err` ends it with `Crash`.
+/// [`Flow::Stop`] ends it normally, an `Err` ends it with `Crash`, [`Flow::Shutdown`] ends it
+/// with `Shutdown` (what runs its code is going away).
 pub trait IntoFlow {
     /// Converts the handler's result.
     fn into_flow(self) -> Flow;

@@ -1427,6 +1427,7 @@ fn flow_exit(flow: Flow) -> Option<ExitInfo> {
         Flow::Continue => None,
         Flow::Stop => Some(ExitInfo::new(ExitReason::Normal)),
         Flow::Crash(why) => Some(ExitInfo::with_metadata(ExitReason::Crash, why)),
+        Flow::Shutdown => Some(ExitInfo::new(ExitReason::Shutdown)),
     }
 }
 
@@ -1785,6 +1786,7 @@ async fn run_push(rt: Weak<Inner>, actor: Arc<Actor>, pending: Option<Pending>) 
             Ok(LoopEnd::Closed) => None,
             Ok(LoopEnd::Stopped) => Some(ExitInfo::new(ExitReason::Normal)),
             Ok(LoopEnd::Crashed(why)) => Some(ExitInfo::with_metadata(ExitReason::Crash, why)),
+            Ok(LoopEnd::ShutDown) => Some(ExitInfo::new(ExitReason::Shutdown)),
             Err(panic) => Some(ExitInfo::with_metadata(ExitReason::Panic, panic)),
             Ok(LoopEnd::Idle) if *reactivate => {
                 actor.dormant.store(true, Ordering::SeqCst);

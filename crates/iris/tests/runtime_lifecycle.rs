@@ -28,6 +28,41 @@ fn pids_are_unique_positive_and_below_2_pow_53_across_runtimes() {
 }
 
 #[test]
+fn a_handler_returning_shutdown_ends_its_actor_with_shutdown_not_normal() {
+    // What a binding returns once its interpreter is exiting: the actor must end as the
+    // runtime's shutdown would end it, whichever of the two comes first.
+    let rt = Runtime::new();
+    let sync = rt.spawn_fn(|_m| Flow::Shutdown, 10);
+    rt.send(sync, user("x")).unwrap();
+    assert_eq!(rt.join(sync).unwrap().reason, ExitReason::Shutdown);
+
+    // An asynchronous handler: the first message hands the actor to its own task, the
+    // second ends it from the task's loop.
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counted = seen.clone();
+    let task = rt.spawn_handler_with_budget(
+        move |_m| {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                tokio::task::yield_now().await;
+                if n == 0 {
+                    Flow::Continue
+                } else {
+                    Flow::Shutdown
+                }
+            }
+        },
+        10,
+    );
+    rt.send(task, user("first")).unwrap();
+    wait_until("the first message", || seen.load(Ordering::SeqCst) == 1);
+    std::thread::sleep(Duration::from_millis(10));
+    rt.send(task, user("second")).unwrap();
+    assert_eq!(rt.join(task).unwrap().reason, ExitReason::Shutdown);
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
+}
+
+#[test]
 fn exit_reasons_normal_killed_panic_crash() {
     let rt = Runtime::new();
     let normal = rt.spawn_fn(|_m| Flow::Stop, 10);
