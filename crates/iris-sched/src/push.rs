@@ -86,7 +86,8 @@ impl Reductions {
 }
 
 /// Runs a push actor: handles messages one at a time, in arrival order, until the mailbox
-/// closes, the handler returns anything but [`Flow::Continue`], or (with `idle`) no message arrives in time.
+/// closes, the handler returns anything but [`Flow::Continue`], or (with `idle`) no message
+/// arrives in time.
 ///
 /// A stop is noticed after the message being handled: messages still in the current batch are
 /// dropped, like the rest of the closed mailbox.
