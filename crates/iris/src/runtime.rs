@@ -1570,13 +1570,13 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Keeps an empty (or emptied) buffer for reuse on this thread, if it is small enough and
-/// there is room; otherwise frees it.
 /// The bytes a buffer's allocation holds.
 fn buffer_bytes(buf: &std::collections::VecDeque<Message>) -> usize {
     buf.capacity().saturating_mul(size_of::<Message>())
 }
 
+/// Keeps an empty (or emptied) buffer for reuse on this thread, if it is small enough and
+/// there is room; otherwise frees it.
 fn recycle(mut buf: std::collections::VecDeque<Message>) {
     let bytes = buffer_bytes(&buf);
     if bytes == 0 || bytes > SPARE_BYTES {
