@@ -18,8 +18,9 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
@@ -44,7 +45,7 @@ const BATCH: usize = 64;
 
 /// The longest a busy loop keeps its worker from Tokio's other tasks (timers, I/O,
 /// task-based actors) before it yields, whatever its cooperative budget says.
-const MAX_UNYIELDED: std::time::Duration = std::time::Duration::from_micros(500);
+const MAX_UNYIELDED: Duration = Duration::from_micros(500);
 
 /// How many hand-offs through the next slot a loop runs in a row before the runnable in it
 /// goes to the back of the shared queue (fairness: the slot jumps the queue).
@@ -59,6 +60,12 @@ struct Shared {
     /// Temporary loops alive; kept at most equal to `blocked`.
     temps: AtomicUsize,
     shutdown: AtomicBool,
+    /// How long an idle loop polls the queue before it parks, in nanoseconds (0: parks at
+    /// once). See [`RunQueue::set_linger`].
+    linger_ns: AtomicU64,
+    /// A loop is polling the queue instead of parking: at most one at a time, so lingering
+    /// never takes every core from the threads that feed the queue.
+    lingering: AtomicBool,
     handle: Handle,
 }
 
@@ -67,10 +74,11 @@ impl Shared {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `r` at the back and wakes a parked loop, if any.
+    /// Queues `r` at the back and wakes a parked loop, if any and none lingers (a lingering
+    /// loop takes `r` itself; if it is just giving up, it sees `r` before it parks).
     fn push(&self, r: Arc<dyn Runnable>) {
         self.lock().push_back(r);
-        if self.idle_loops.load(Ordering::SeqCst) > 0 {
+        if self.idle_loops.load(Ordering::SeqCst) > 0 && !self.lingering.load(Ordering::SeqCst) {
             self.notify.notify_one();
         }
     }
@@ -115,6 +123,8 @@ impl RunQueue {
             blocked: AtomicUsize::new(0),
             temps: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
+            linger_ns: AtomicU64::new(0),
+            lingering: AtomicBool::new(false),
             handle: handle.clone(),
         });
         for _ in 0..loops.max(1) {
@@ -191,6 +201,27 @@ impl RunQueue {
         r
     }
 
+    /// Lets a loop whose queue ran dry poll it for up to `linger` before it parks its Tokio
+    /// worker (at most one loop lingers at a time; zero, the default, parks at once).
+    ///
+    /// Work queued from outside the runtime then usually finds a loop awake, so it costs no
+    /// wake-up of a parked thread (a futex wake, and on a VM an idle vCPU to rouse, tens of
+    /// microseconds). That is what a chain of hops through another thread pays on every
+    /// hop: the Node binding's handlers run on the JS thread, so each message of a
+    /// request/response chain between two of its actors leaves the runtime and comes back.
+    /// The price is up to `linger` of one core's time each time the queue runs dry, and
+    /// Tokio tasks on that worker wait that long; leave it off where every hop stays inside
+    /// the runtime (a loop runs what its own runnables schedule without parking).
+    pub fn set_linger(&self, linger: Duration) {
+        let ns = u64::try_from(linger.as_nanos()).unwrap_or(u64::MAX);
+        self.shared.linger_ns.store(ns, Ordering::SeqCst);
+    }
+
+    /// The current [`RunQueue::set_linger`] setting.
+    pub fn linger(&self) -> Duration {
+        Duration::from_nanos(self.shared.linger_ns.load(Ordering::SeqCst))
+    }
+
     /// Stops the loops once they finish their current batch; queued runnables are dropped.
     pub fn shutdown(&self) {
         self.shared.shutdown.store(true, Ordering::SeqCst);
@@ -248,9 +279,44 @@ impl Drop for LoopFlag {
     }
 }
 
+/// Polls the queue for up to the linger time (see [`RunQueue::set_linger`]) unless another
+/// loop lingers already; `true` as soon as it holds work. A lingering loop is not counted
+/// idle, so what is queued meanwhile costs its sender no wake-up; once it gives up, the loop
+/// parks the usual way, which checks the queue again after registering, so nothing queued
+/// in between is missed.
+fn linger(shared: &Shared) -> bool {
+    let ns = shared.linger_ns.load(Ordering::Relaxed);
+    if ns == 0 || shared.lingering.swap(true, Ordering::AcqRel) {
+        return false;
+    }
+    let until = Instant::now() + Duration::from_nanos(ns);
+    let found = loop {
+        // `try_lock`: a poll never makes a sender wait for the queue.
+        let queued = match shared.queue.try_lock() {
+            Ok(q) => !q.is_empty(),
+            Err(TryLockError::Poisoned(p)) => !p.into_inner().is_empty(),
+            Err(TryLockError::WouldBlock) => false,
+        };
+        if queued {
+            break true;
+        }
+        if shared.shutdown.load(Ordering::Relaxed) || Instant::now() >= until {
+            break false;
+        }
+        for _ in 0..64 {
+            std::hint::spin_loop();
+        }
+    };
+    // A read-modify-write, as the parking path's count of idle loops: a push that saw this
+    // loop lingering (and woke no one) queued its runnable before this, so the check of the
+    // queue before parking finds it.
+    shared.lingering.swap(false, Ordering::SeqCst);
+    found
+}
+
 async fn scheduler_loop(shared: Arc<Shared>, temporary: bool) {
     let mut batch: Vec<Arc<dyn Runnable>> = Vec::with_capacity(BATCH);
-    let mut last_yield = std::time::Instant::now();
+    let mut last_yield = Instant::now();
     loop {
         if shared.shutdown.load(Ordering::SeqCst) {
             return;
@@ -272,6 +338,9 @@ async fn scheduler_loop(shared: Arc<Shared>, temporary: bool) {
                     .is_ok()
             {
                 return;
+            }
+            if !temporary && linger(&shared) {
+                continue;
             }
             shared.idle_loops.fetch_add(1, Ordering::SeqCst);
             let notified = shared.notify.notified();
@@ -312,7 +381,7 @@ async fn scheduler_loop(shared: Arc<Shared>, temporary: bool) {
         if !shared.lock().is_empty() {
             if busy || last_yield.elapsed() >= MAX_UNYIELDED {
                 tokio::task::yield_now().await;
-                last_yield = std::time::Instant::now();
+                last_yield = Instant::now();
             } else {
                 tokio::task::consume_budget().await;
             }

@@ -244,3 +244,94 @@ fn an_endless_handoff_does_not_starve_the_queue() {
     stop.store(true, Ordering::SeqCst);
     rq.shutdown();
 }
+
+/// Records the thread it ran on.
+struct Where(Arc<std::sync::Mutex<Vec<std::thread::ThreadId>>>);
+
+impl Runnable for Where {
+    fn run(self: Arc<Self>) -> RunOutcome {
+        self.0.lock().unwrap().push(std::thread::current().id());
+        RunOutcome::Idle
+    }
+}
+
+#[test]
+fn a_lingering_loop_takes_work_queued_from_outside_itself() {
+    let sched = TokioScheduler::owned(Some(2)).unwrap();
+    let rq = RunQueue::start(sched.handle(), 2);
+    assert_eq!(rq.linger(), Duration::ZERO);
+    // Long enough that the loop that ran a runnable is still polling when the next comes.
+    rq.set_linger(Duration::from_secs(30));
+    assert_eq!(rq.linger(), Duration::from_secs(30));
+    let threads = Arc::new(std::sync::Mutex::new(Vec::new()));
+    for i in 1..=10 {
+        rq.schedule(Arc::new(Where(threads.clone())));
+        wait_for("the runnable ran", || threads.lock().unwrap().len() == i);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // The other loop, parked, was never woken: the lingering one took every runnable.
+    let threads = threads.lock().unwrap();
+    assert!(
+        threads.iter().all(|t| *t == threads[0]),
+        "a parked loop was woken while another lingered: {threads:?}"
+    );
+    rq.set_linger(Duration::ZERO);
+    rq.shutdown();
+}
+
+/// Gives random amounts of work from several threads, pausing now and then so loops run
+/// dry, linger and park, and checks that exactly the units given were done.
+fn every_unit_runs_exactly_once_with(linger: Duration) {
+    let sched = TokioScheduler::owned(Some(2)).unwrap();
+    let rq = RunQueue::start(sched.handle(), 2);
+    rq.set_linger(linger);
+    let done = Arc::new(AtomicUsize::new(0));
+    let workers: Arc<Vec<Arc<Worker>>> = Arc::new(
+        (0..64)
+            .map(|_| {
+                let w = Arc::new(Worker {
+                    pending: AtomicUsize::new(0),
+                    scheduled: AtomicBool::new(false),
+                    done: done.clone(),
+                    queue: std::sync::OnceLock::new(),
+                });
+                w.queue.set(rq.clone()).unwrap();
+                w
+            })
+            .collect(),
+    );
+    let threads: Vec<_> = (0..3u64)
+        .map(|t| {
+            let workers = workers.clone();
+            std::thread::spawn(move || {
+                let mut x = 0x2545_F491_4F6C_DD1Du64 ^ (t + 1);
+                let mut given = 0;
+                for i in 0..3_000 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let n = 1 + (x >> 40) as usize % 4;
+                    workers[(x % 64) as usize].give(n);
+                    given += n;
+                    if i % 97 == 0 {
+                        // Across the linger time now and then: the loops give up and park.
+                        std::thread::sleep(Duration::from_micros(x % 300));
+                    }
+                }
+                given
+            })
+        })
+        .collect();
+    let given: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    wait_for("every unit done", || done.load(Ordering::SeqCst) == given);
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(done.load(Ordering::SeqCst), given, "a unit ran twice");
+    rq.shutdown();
+}
+
+#[test]
+fn lingering_loops_lose_no_work_and_run_none_twice() {
+    for linger in [0, 20, 100, 1_000] {
+        every_unit_runs_exactly_once_with(Duration::from_micros(linger));
+    }
+}
