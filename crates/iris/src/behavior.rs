@@ -78,6 +78,41 @@ impl Behavior {
         }))
     }
 
+    /// A handler that decides message by message whether it finishes at once
+    /// ([`Step::Done`]) or must wait ([`Step::Async`]): the actor runs on the scheduler
+    /// loops, without a task of its own, until the first message that waits; from then on
+    /// it runs as a task. Bindings use it for a handler that waits only now and then.
+    ///
+    /// ```
+    /// use iris::{Behavior, Flow, Message, Runtime, SpawnOptions, Step};
+    /// use std::sync::{Mutex, mpsc};
+    ///
+    /// let rt = Runtime::with_workers(1).unwrap();
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx = Mutex::new(tx);
+    /// let behavior = Behavior::from_step(move |m| {
+    ///     let Message::User(b) = m else { return Step::Done(Flow::Continue) };
+    ///     tx.lock().unwrap().send(b.clone()).unwrap();
+    ///     if &b[..] == b"wait" {
+    ///         // Only this message needs to wait for something.
+    ///         return Step::Async(Box::pin(async { Flow::Continue }));
+    ///     }
+    ///     Step::Done(Flow::Continue)
+    /// });
+    /// let pid = rt.try_spawn_behavior(behavior, SpawnOptions::default()).unwrap();
+    /// for m in ["a", "wait", "b"] {
+    ///     rt.send_user(pid, m.as_bytes().to_vec()).unwrap();
+    /// }
+    /// let got: Vec<_> = (0..3).map(|_| rx.recv().unwrap()).collect();
+    /// assert_eq!(got, ["a", "wait", "b"].map(|m| iris::Bytes::from(m)));
+    /// ```
+    pub fn from_step<F>(f: F) -> Behavior
+    where
+        F: Fn(Message) -> Step + Send + Sync + 'static,
+    {
+        Behavior::new(Arc::new(f))
+    }
+
     fn new(handler: Arc<dyn Fn(Message) -> Step + Send + Sync>) -> Behavior {
         Behavior {
             handler,

@@ -22,7 +22,7 @@ pub use config::{parse_overflow_policy, parse_strategy};
 pub use error::{ActorError, MeshError, SendError};
 pub use iris_mailbox::{OverflowPolicy, RecvError, TryRecvError};
 pub use iris_registry::RegistryError;
-pub use iris_sched::Flow;
+pub use iris_sched::{Flow, Step};
 pub use iris_supervisor::{ExitInfo, ExitReason, RestartPolicy, Strategy, SupervisorSpec};
 pub use mesh::MeshConfig;
 pub use message::{Message, SystemMessage};

@@ -630,3 +630,57 @@ fn current_pid_never_leaks_between_actors_sharing_a_thread() {
     });
     assert_eq!(wrong.load(Ordering::SeqCst), 0);
 }
+
+#[test]
+fn a_step_behavior_keeps_order_across_messages_that_wait_and_ends_as_its_steps_say() {
+    use iris::{Behavior, SpawnOptions, Step};
+    use std::sync::Mutex;
+    let rt = Runtime::with_workers(2).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    // Every seventh message waits (a timer); the rest finish at once; "stop" ends it.
+    let behavior = Behavior::from_step(move |m| {
+        let Message::User(b) = m else {
+            return Step::Done(Flow::Continue);
+        };
+        if &b[..] == b"stop" {
+            return Step::Done(Flow::Stop);
+        }
+        let n: usize = std::str::from_utf8(&b).unwrap().parse().unwrap();
+        if n % 7 == 3 {
+            let s = s.clone();
+            return Step::Async(Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                s.lock().unwrap().push(n);
+                Flow::Continue
+            }));
+        }
+        s.lock().unwrap().push(n);
+        Step::Done(Flow::Continue)
+    });
+    let pid = rt
+        .try_spawn_behavior(behavior, SpawnOptions::default())
+        .unwrap();
+    for n in 0..200 {
+        rt.send_user(pid, n.to_string().into_bytes()).unwrap();
+    }
+    rt.send(pid, user("stop")).unwrap();
+    let exit = rt
+        .join_timeout(pid, Duration::from_secs(20))
+        .expect("ended");
+    assert_eq!(exit.reason, ExitReason::Normal);
+    assert_eq!(*seen.lock().unwrap(), (0..200).collect::<Vec<_>>());
+
+    // A step that panics ends its actor with a panic, like any handler.
+    let pid = rt
+        .try_spawn_behavior(
+            Behavior::from_step(|_m| panic!("step failed")),
+            SpawnOptions::default(),
+        )
+        .unwrap();
+    rt.send(pid, user("x")).unwrap();
+    let exit = rt
+        .join_timeout(pid, Duration::from_secs(20))
+        .expect("ended");
+    assert_eq!(exit.reason, ExitReason::Panic);
+}
