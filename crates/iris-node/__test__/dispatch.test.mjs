@@ -197,3 +197,52 @@ describe('send', () => {
     rt.stop(pid)
   })
 })
+
+describe('request/response chains between JS actors', () => {
+  test('a ping-pong chain runs every round trip, in order, to the end', async () => {
+    const trips = 5_000
+    const seen = []
+    const peer = [0, 0]
+    let done
+    const finished = new Promise((r) => (done = r))
+    peer[0] = rt.spawn((m) => {
+      const n = m.readUInt32LE(0)
+      seen.push(n)
+      if (n + 1 === trips) done()
+      else rt.send(peer[1], num(n + 1))
+    })
+    peer[1] = rt.spawn((m) => { rt.send(peer[0], m) })
+    rt.send(peer[1], num(0))
+    await finished
+    assert.deepEqual(seen, Array.from({ length: trips }, (_, i) => i))
+    for (const p of peer) rt.stop(p)
+  })
+
+  test('an endless chain leaves the event loop its turns: timers, I/O and promises run', async () => {
+    // The JS thread keeps draining while answers come back within microseconds; it must
+    // still hand the loop over now and then.
+    // Several chains at once, so there is nearly always an answer on its way.
+    let hops = 0
+    const peers = []
+    for (let c = 0; c < 8; c++) {
+      const peer = [0, 0]
+      peer[0] = rt.spawn((m) => { hops++; rt.send(peer[1], m) })
+      peer[1] = rt.spawn((m) => { hops++; rt.send(peer[0], m) })
+      rt.send(peer[0], num(c))
+      peers.push(...peer)
+    }
+    await until(() => hops > 100, 20_000, 'the chain runs')
+    const t0 = Date.now()
+    let ticks = 0
+    for (let i = 0; i < 20; i++) {
+      await new Promise((r) => setTimeout(r, 1))
+      await Promise.resolve()
+      ticks++
+    }
+    const at = hops
+    await until(() => hops > at + 100, 20_000, 'the chain still runs between timers')
+    assert.equal(ticks, 20)
+    assert.ok(Date.now() - t0 < 10_000, 'timers were held up')
+    for (const p of peers) rt.stop(p)
+  })
+})

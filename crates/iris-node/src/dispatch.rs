@@ -21,8 +21,9 @@ use std::collections::VecDeque;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
-use iris::{Behavior, ExitInfo, ExitReason, Flow, Message, Pid, Runtime};
+use iris::{Behavior, ExitInfo, ExitReason, Flow, Message, Pid, Runtime, Step};
 use napi::bindgen_prelude::{FunctionRef, PromiseRaw};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, JsValue, Result, Status, Unknown, sys};
@@ -267,6 +268,9 @@ struct Shared {
     closed: AtomicBool,
     tsfn: OnceLock<Tsfn>,
     scheduled: AtomicBool,
+    /// Sends from JS so far (see [`Dispatcher::keep_alive`]); a drain lingers after its
+    /// handlers sent.
+    sends: AtomicU64,
     rt: Runtime,
 }
 
@@ -294,6 +298,7 @@ impl Dispatcher {
             closed: AtomicBool::new(false),
             tsfn: OnceLock::new(),
             scheduled: AtomicBool::new(false),
+            sends: AtomicU64::new(0),
             rt,
         });
         let drain_shared = shared.clone();
@@ -321,6 +326,7 @@ impl Dispatcher {
             return;
         }
         if let Some(pid) = pid {
+            shared.sends.fetch_add(1, Ordering::Relaxed);
             let mut active = lock(&shared.active);
             if active.last() != Some(&pid) {
                 active.push(pid);
@@ -435,9 +441,28 @@ impl Dispatcher {
             lane,
             handler,
         });
-        Behavior::from_async(move |msg| {
+        Behavior::from_step(move |msg| {
+            // With room to spare in the window the message goes to JS at once, and the actor
+            // stays on the scheduler loops (no task, no wake-up of one). Otherwise a future
+            // waits for room: from then on the actor runs as a task.
+            let lane = &route.lane;
+            if lane.window.available_permits() > 1
+                && let Ok(p) = lane.window.try_acquire()
+            {
+                p.forget();
+                let token = InFlight::new(&route.disp.shared.in_flight);
+                push(
+                    &route.disp.shared,
+                    Job::Msg {
+                        route: route.clone(),
+                        msg,
+                        token,
+                    },
+                );
+                return Step::Done(Flow::Continue);
+            }
             let route = route.clone();
-            async move {
+            Step::Async(Box::pin(async move {
                 let lane = &route.lane;
                 let admitted = match lane.window.try_acquire() {
                     Ok(p) => {
@@ -467,14 +492,14 @@ impl Dispatcher {
                     let _ = lane.window.acquire().await;
                 }
                 Flow::Continue
-            }
+            }))
         })
     }
 }
 
 fn push(shared: &Shared, job: Job) {
     lock(&shared.queue).push(job);
-    if !shared.scheduled.swap(true, Ordering::AcqRel)
+    if !shared.scheduled.swap(true, Ordering::SeqCst)
         && let Some(tsfn) = shared.tsfn.get()
     {
         tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
@@ -671,11 +696,68 @@ fn take_pool(
     Ok((buf, data.cast(), 0))
 }
 
+/// How long the JS thread keeps polling its queue after a drain whose handlers sent
+/// messages: the answers of a request/response chain then run in the same turn of the event
+/// loop, instead of costing a wake-up of it each.
+const LINGER: Duration = Duration::from_micros(50);
+
+/// The longest one turn of draining keeps the JS thread (lingering included); then timers,
+/// I/O and Promise continuations run, and the drain goes on in a later turn.
+const SLICE: Duration = Duration::from_millis(2);
+
+/// How long the runtime's idle scheduler threads poll for work before they park (see
+/// [`Runtime::set_linger`]): each message a JS handler sends comes back to the runtime from
+/// the JS thread, which then seldom has to wake a parked thread.
+pub(crate) const RUNTIME_LINGER: Duration = Duration::from_micros(50);
+
 fn drain(env: &Env, shared: &Arc<Shared>) {
-    shared.scheduled.store(false, Ordering::Release);
-    let jobs = std::mem::take(&mut *lock(&shared.queue));
-    let mut chunk = Chunk::default();
-    run_jobs(env, shared, jobs, &mut chunk);
+    let start = Instant::now();
+    loop {
+        // `scheduled` stays set while this call runs, so jobs queued meanwhile schedule no
+        // further call of it: this one takes them.
+        let jobs = std::mem::take(&mut *lock(&shared.queue));
+        if !jobs.is_empty() {
+            let sends = shared.sends.load(Ordering::Relaxed);
+            let mut chunk = Chunk::default();
+            run_jobs(env, shared, jobs, &mut chunk);
+            // Only a drain whose handlers sent lingers: answers to those sends may be on
+            // the way.
+            let sent = shared.sends.load(Ordering::Relaxed) != sends;
+            if sent && start.elapsed() < SLICE && linger(shared) {
+                continue;
+            }
+        }
+        shared.scheduled.store(false, Ordering::SeqCst);
+        // A job queued after the take above saw `scheduled` set and scheduled nothing.
+        if lock(&shared.queue).is_empty() || shared.scheduled.swap(true, Ordering::SeqCst) {
+            // Nothing left, or a job queued since the store scheduled a call of its own.
+            return;
+        }
+        if start.elapsed() >= SLICE {
+            // Let the event loop run first; a later call takes the jobs.
+            if let Some(tsfn) = shared.tsfn.get() {
+                tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
+            }
+            return;
+        }
+    }
+}
+
+/// Polls for up to [`LINGER`] for a job queued since the last take; `true` once one is.
+fn linger(shared: &Shared) -> bool {
+    let until = Instant::now() + LINGER;
+    loop {
+        // `try_lock`: polling never makes a sender wait for the queue.
+        if shared.queue.try_lock().is_ok_and(|q| !q.is_empty()) {
+            return true;
+        }
+        if shared.closed.load(Ordering::Acquire) || Instant::now() >= until {
+            return false;
+        }
+        for _ in 0..64 {
+            std::hint::spin_loop();
+        }
+    }
 }
 
 fn run_jobs(env: &Env, shared: &Arc<Shared>, jobs: Vec<Job>, chunk: &mut Chunk) {

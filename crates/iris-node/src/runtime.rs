@@ -318,6 +318,7 @@ impl NodeRuntime {
     pub fn new(env: Env) -> Result<Self> {
         let rt = napi::bindgen_prelude::within_runtime_if_available(Runtime::try_new)
             .map_err(|e| actor_error(&env, &e))?;
+        rt.set_linger(crate::dispatch::RUNTIME_LINGER);
         let disp = Dispatcher::new(&env, rt.clone())?;
         Ok(NodeRuntime {
             rt,
