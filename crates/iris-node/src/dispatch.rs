@@ -16,6 +16,12 @@
 //! Promise, or a `stop` call ran, the index where `deliver` returned so Rust can act on it
 //! and resume after it. An actor that ended or awaits a Promise is *blocked* for the rest of
 //! the chunk: JS skips its messages, and Rust then drops them or moves them to its backlog.
+//!
+//! Lingering: every message a JS handler sends leaves the JS thread for the runtime and, if
+//! its receiver is a JS actor too, comes back. So that a request/response chain does not pay
+//! two thread wake-ups per hop, a drain whose handlers sent polls the queue for a little
+//! while ([`LINGER`]) before it returns to the event loop (never longer than [`SLICE`] in
+//! all), and the runtime's schedulers poll for work before they park ([`RUNTIME_LINGER`]).
 
 use std::collections::VecDeque;
 use std::ptr;
