@@ -245,6 +245,17 @@ export declare class NodeRuntime {
   isNodeUp(addr: string, timeoutMs?: number): Promise<boolean>
   /** The address this node listens on, or `null`. */
   listenAddr(): string | null
+  /**
+   * How long, in microseconds, the JS thread polls for the answers of its handlers' sends
+   * before it returns to the event loop, and the runtime's idle threads poll for work
+   * before they sleep (default 50). Polling spares each hop of a request/response chain
+   * a thread wake-up (a ping-pong runs several times faster) at the price of up to this
+   * long of a core after each burst of messages; 0 turns it off. The JS thread never
+   * stays in one drain longer than 2 ms, whatever this says.
+   */
+  setLinger(microseconds: number): void
+  /** The current `setLinger` setting, in microseconds. */
+  linger(): number
   /** Number of live actors. */
   actorCount(): number
   /**

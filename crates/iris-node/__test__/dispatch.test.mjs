@@ -218,6 +218,38 @@ describe('request/response chains between JS actors', () => {
     for (const p of peer) rt.stop(p)
   })
 
+  test('setLinger: 50 us by default, 0 turns polling off, chains still run; bad values throw', async () => {
+    const own = new NodeRuntime()
+    try {
+      assert.equal(own.linger(), 50)
+      own.setLinger(0)
+      assert.equal(own.linger(), 0)
+      const seen = []
+      const peer = [0, 0]
+      let done
+      const finished = new Promise((r) => (done = r))
+      peer[0] = own.spawn((m) => {
+        const n = m.readUInt32LE(0)
+        seen.push(n)
+        if (n + 1 === 500) done()
+        else own.send(peer[1], num(n + 1))
+      })
+      peer[1] = own.spawn((m) => { own.send(peer[0], m) })
+      own.send(peer[1], num(0))
+      await finished
+      assert.deepEqual(seen, Array.from({ length: 500 }, (_, i) => i))
+      own.setLinger(200)
+      assert.equal(own.linger(), 200)
+      for (const bad of [-1, 1.5, NaN]) {
+        assert.throws(() => own.setLinger(bad), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' })
+      }
+      assert.throws(() => own.setLinger('5'), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
+      assert.equal(own.linger(), 200)
+    } finally {
+      own.close()
+    }
+  })
+
   test('an endless chain leaves the event loop its turns: timers, I/O and promises run', async () => {
     // The JS thread keeps draining while answers come back within microseconds; it must
     // still hand the loop over now and then.

@@ -277,6 +277,8 @@ struct Shared {
     /// Sends from JS so far (see [`Dispatcher::keep_alive`]); a drain lingers after its
     /// handlers sent.
     sends: AtomicU64,
+    /// How long a drain lingers, in nanoseconds (see [`LINGER`]).
+    linger_ns: AtomicU64,
     rt: Runtime,
 }
 
@@ -305,6 +307,7 @@ impl Dispatcher {
             tsfn: OnceLock::new(),
             scheduled: AtomicBool::new(false),
             sends: AtomicU64::new(0),
+            linger_ns: AtomicU64::new(LINGER.as_nanos() as u64),
             rt,
         });
         let drain_shared = shared.clone();
@@ -342,6 +345,13 @@ impl Dispatcher {
             set_ref(env, shared, true);
             watch_quiet(shared.clone());
         }
+    }
+
+    /// How long the JS thread polls for answers after a drain whose handlers sent (zero: it
+    /// returns to the event loop at once).
+    pub(crate) fn set_linger(&self, linger: Duration) {
+        let ns = u64::try_from(linger.as_nanos()).unwrap_or(u64::MAX);
+        self.shared.linger_ns.store(ns, Ordering::Relaxed);
     }
 
     /// Marks the runtime closed from any thread; a running watcher then lets the loop go.
@@ -703,8 +713,8 @@ fn take_pool(
 }
 
 /// How long the JS thread keeps polling its queue after a drain whose handlers sent
-/// messages: the answers of a request/response chain then run in the same turn of the event
-/// loop, instead of costing a wake-up of it each.
+/// messages, unless `setLinger` says otherwise: the answers of a request/response chain then
+/// run in the same turn of the event loop, instead of costing a wake-up of it each.
 const LINGER: Duration = Duration::from_micros(50);
 
 /// The longest one turn of draining keeps the JS thread (lingering included); then timers,
@@ -729,7 +739,7 @@ fn drain(env: &Env, shared: &Arc<Shared>) {
             // Only a drain whose handlers sent lingers: answers to those sends may be on
             // the way.
             let sent = shared.sends.load(Ordering::Relaxed) != sends;
-            if sent && start.elapsed() < SLICE && linger(shared) {
+            if sent && start.elapsed() < SLICE && linger(shared, start + SLICE) {
                 continue;
             }
         }
@@ -749,9 +759,16 @@ fn drain(env: &Env, shared: &Arc<Shared>) {
     }
 }
 
-/// Polls for up to [`LINGER`] for a job queued since the last take; `true` once one is.
-fn linger(shared: &Shared) -> bool {
-    let until = Instant::now() + LINGER;
+/// Polls for up to the linger time ([`LINGER`] unless set otherwise), and not past `end`,
+/// for a job queued since the last take; `true` once one is.
+fn linger(shared: &Shared, end: Instant) -> bool {
+    let ns = shared.linger_ns.load(Ordering::Relaxed);
+    if ns == 0 {
+        return false;
+    }
+    let until = Instant::now()
+        .checked_add(Duration::from_nanos(ns))
+        .map_or(end, |t| t.min(end));
     loop {
         // `try_lock`: polling never makes a sender wait for the queue.
         if shared.queue.try_lock().is_ok_and(|q| !q.is_empty()) {

@@ -289,7 +289,7 @@ fn linger(shared: &Shared) -> bool {
     if ns == 0 || shared.lingering.swap(true, Ordering::AcqRel) {
         return false;
     }
-    let until = Instant::now() + Duration::from_nanos(ns);
+    let until = Instant::now().checked_add(Duration::from_nanos(ns));
     let found = loop {
         // `try_lock`: a poll never makes a sender wait for the queue.
         let queued = match shared.queue.try_lock() {
@@ -300,7 +300,7 @@ fn linger(shared: &Shared) -> bool {
         if queued {
             break true;
         }
-        if shared.shutdown.load(Ordering::Relaxed) || Instant::now() >= until {
+        if shared.shutdown.load(Ordering::Relaxed) || until.is_some_and(|u| Instant::now() >= u) {
             break false;
         }
         for _ in 0..64 {
