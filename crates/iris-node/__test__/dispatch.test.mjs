@@ -199,23 +199,27 @@ describe('send', () => {
 })
 
 describe('request/response chains between JS actors', () => {
-  test('a ping-pong chain runs every round trip, in order, to the end', async () => {
-    const trips = 5_000
+  // `trips` round trips between two actors of `on`; the numbers the pinger saw.
+  async function pingPong(on, trips) {
     const seen = []
     const peer = [0, 0]
     let done
     const finished = new Promise((r) => (done = r))
-    peer[0] = rt.spawn((m) => {
+    peer[0] = on.spawn((m) => {
       const n = m.readUInt32LE(0)
       seen.push(n)
       if (n + 1 === trips) done()
-      else rt.send(peer[1], num(n + 1))
+      else on.send(peer[1], num(n + 1))
     })
-    peer[1] = rt.spawn((m) => { rt.send(peer[0], m) })
-    rt.send(peer[1], num(0))
+    peer[1] = on.spawn((m) => { on.send(peer[0], m) })
+    on.send(peer[1], num(0))
     await finished
-    assert.deepEqual(seen, Array.from({ length: trips }, (_, i) => i))
-    for (const p of peer) rt.stop(p)
+    for (const p of peer) on.stop(p)
+    return seen
+  }
+
+  test('a ping-pong chain runs every round trip, in order, to the end', async () => {
+    assert.deepEqual(await pingPong(rt, 5_000), Array.from({ length: 5_000 }, (_, i) => i))
   })
 
   test('setLinger: 50 us by default, 0 turns polling off, chains still run; bad values throw', async () => {
@@ -224,20 +228,7 @@ describe('request/response chains between JS actors', () => {
       assert.equal(own.linger(), 50)
       own.setLinger(0)
       assert.equal(own.linger(), 0)
-      const seen = []
-      const peer = [0, 0]
-      let done
-      const finished = new Promise((r) => (done = r))
-      peer[0] = own.spawn((m) => {
-        const n = m.readUInt32LE(0)
-        seen.push(n)
-        if (n + 1 === 500) done()
-        else own.send(peer[1], num(n + 1))
-      })
-      peer[1] = own.spawn((m) => { own.send(peer[0], m) })
-      own.send(peer[1], num(0))
-      await finished
-      assert.deepEqual(seen, Array.from({ length: 500 }, (_, i) => i))
+      assert.deepEqual(await pingPong(own, 500), Array.from({ length: 500 }, (_, i) => i))
       own.setLinger(200)
       assert.equal(own.linger(), 200)
       for (const bad of [-1, 1.5, NaN]) {

@@ -48,6 +48,30 @@ impl Runnable for Worker {
     }
 }
 
+/// The next value of a xorshift sequence: a cheap deterministic shuffle.
+fn xorshift(mut x: u64) -> u64 {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    x
+}
+
+/// `n` idle workers on `rq`, counting their units in `done`.
+fn workers(n: usize, rq: &RunQueue, done: &Arc<AtomicUsize>) -> Vec<Arc<Worker>> {
+    (0..n)
+        .map(|_| {
+            let w = Arc::new(Worker {
+                pending: AtomicUsize::new(0),
+                scheduled: AtomicBool::new(false),
+                done: done.clone(),
+                queue: std::sync::OnceLock::new(),
+            });
+            w.queue.set(rq.clone()).unwrap();
+            w
+        })
+        .collect()
+}
+
 fn wait_for(what: &str, cond: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !cond() {
@@ -61,19 +85,7 @@ fn concurrent_scheduling_runs_every_unit_exactly_once() {
     let sched = TokioScheduler::owned(Some(2)).unwrap();
     let rq = RunQueue::start(sched.handle(), 2);
     let done = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<Arc<Worker>> = (0..500)
-        .map(|_| {
-            let w = Arc::new(Worker {
-                pending: AtomicUsize::new(0),
-                scheduled: AtomicBool::new(false),
-                done: done.clone(),
-                queue: std::sync::OnceLock::new(),
-            });
-            w.queue.set(rq.clone()).unwrap();
-            w
-        })
-        .collect();
-    let workers = Arc::new(workers);
+    let workers = Arc::new(workers(500, &rq, &done));
     let threads: Vec<_> = (0..4u64)
         .map(|t| {
             let workers = workers.clone();
@@ -81,9 +93,7 @@ fn concurrent_scheduling_runs_every_unit_exactly_once() {
                 // A cheap deterministic shuffle per thread: randomized interleavings.
                 let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ t;
                 for _ in 0..20_000 {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
+                    x = xorshift(x);
                     workers[(x % 500) as usize].give(1 + (x >> 32) as usize % 3);
                 }
             })
@@ -286,20 +296,7 @@ fn every_unit_runs_exactly_once_with(linger: Duration) {
     let rq = RunQueue::start(sched.handle(), 2);
     rq.set_linger(linger);
     let done = Arc::new(AtomicUsize::new(0));
-    let workers: Arc<Vec<Arc<Worker>>> = Arc::new(
-        (0..64)
-            .map(|_| {
-                let w = Arc::new(Worker {
-                    pending: AtomicUsize::new(0),
-                    scheduled: AtomicBool::new(false),
-                    done: done.clone(),
-                    queue: std::sync::OnceLock::new(),
-                });
-                w.queue.set(rq.clone()).unwrap();
-                w
-            })
-            .collect(),
-    );
+    let workers = Arc::new(workers(64, &rq, &done));
     let threads: Vec<_> = (0..3u64)
         .map(|t| {
             let workers = workers.clone();
@@ -307,9 +304,7 @@ fn every_unit_runs_exactly_once_with(linger: Duration) {
                 let mut x = 0x2545_F491_4F6C_DD1Du64 ^ (t + 1);
                 let mut given = 0;
                 for i in 0..3_000 {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
+                    x = xorshift(x);
                     let n = 1 + (x >> 40) as usize % 4;
                     workers[(x % 64) as usize].give(n);
                     given += n;
