@@ -290,18 +290,18 @@ fn linger(shared: &Shared) -> bool {
         return false;
     }
     let until = Instant::now().checked_add(Duration::from_nanos(ns));
-    let found = loop {
+    let queued = loop {
         // `try_lock`: a poll never makes a sender wait for the queue.
         let queued = match shared.queue.try_lock() {
-            Ok(q) => !q.is_empty(),
-            Err(TryLockError::Poisoned(p)) => !p.into_inner().is_empty(),
-            Err(TryLockError::WouldBlock) => false,
+            Ok(q) => q.len(),
+            Err(TryLockError::Poisoned(p)) => p.into_inner().len(),
+            Err(TryLockError::WouldBlock) => 0,
         };
-        if queued {
-            break true;
+        if queued > 0 {
+            break queued;
         }
         if shared.shutdown.load(Ordering::Relaxed) || until.is_some_and(|u| Instant::now() >= u) {
-            break false;
+            break 0;
         }
         for _ in 0..64 {
             std::hint::spin_loop();
@@ -311,7 +311,11 @@ fn linger(shared: &Shared) -> bool {
     // loop lingering (and woke no one) queued its runnable before this, so the check of the
     // queue before parking finds it.
     shared.lingering.swap(false, Ordering::SeqCst);
-    found
+    // The pushes meanwhile woke no one: with more than one runnable waiting, share them.
+    if queued > 1 && shared.idle_loops.load(Ordering::SeqCst) > 0 {
+        shared.notify.notify_one();
+    }
+    queued > 0
 }
 
 async fn scheduler_loop(shared: Arc<Shared>, temporary: bool) {

@@ -289,6 +289,43 @@ fn a_lingering_loop_takes_work_queued_from_outside_itself() {
     rq.shutdown();
 }
 
+/// Records its thread, then works for a while.
+struct Slow(Arc<std::sync::Mutex<Vec<std::thread::ThreadId>>>);
+
+impl Runnable for Slow {
+    fn run(self: Arc<Self>) -> RunOutcome {
+        self.0.lock().unwrap().push(std::thread::current().id());
+        std::thread::sleep(Duration::from_micros(200));
+        RunOutcome::Idle
+    }
+}
+
+#[test]
+fn a_burst_queued_while_a_loop_lingers_is_shared_with_the_parked_loop() {
+    let sched = TokioScheduler::owned(Some(2)).unwrap();
+    let rq = RunQueue::start(sched.handle(), 2);
+    rq.set_linger(Duration::from_secs(30));
+    let threads = Arc::new(std::sync::Mutex::new(Vec::new()));
+    rq.schedule(Arc::new(Where(threads.clone())));
+    wait_for("the first runnable ran", || {
+        threads.lock().unwrap().len() == 1
+    });
+    std::thread::sleep(Duration::from_millis(2));
+    // More than one loop's batch at once: the parked loop must be woken to share them.
+    let slow = Arc::new(std::sync::Mutex::new(Vec::new()));
+    for _ in 0..300 {
+        rq.schedule(Arc::new(Slow(slow.clone())));
+    }
+    wait_for("the burst ran", || slow.lock().unwrap().len() == 300);
+    let slow = slow.lock().unwrap();
+    assert!(
+        slow.iter().any(|t| *t != slow[0]),
+        "one loop ran the whole burst while the other stayed parked"
+    );
+    rq.set_linger(Duration::ZERO);
+    rq.shutdown();
+}
+
 /// Gives random amounts of work from several threads, pausing now and then so loops run
 /// dry, linger and park, and checks that exactly the units given were done.
 fn every_unit_runs_exactly_once_with(linger: Duration) {
