@@ -274,10 +274,11 @@ fn a_lingering_loop_takes_work_queued_from_outside_itself() {
     rq.set_linger(Duration::from_secs(30));
     assert_eq!(rq.linger(), Duration::from_secs(30));
     let threads = Arc::new(std::sync::Mutex::new(Vec::new()));
-    for i in 1..=10 {
+    for i in 1..=6 {
         rq.schedule(Arc::new(Where(threads.clone())));
         wait_for("the runnable ran", || threads.lock().unwrap().len() == i);
-        std::thread::sleep(Duration::from_millis(2));
+        // Long enough for the loop to be back polling, even on a loaded machine.
+        std::thread::sleep(Duration::from_millis(20));
     }
     // The other loop, parked, was never woken: the lingering one took every runnable.
     let threads = threads.lock().unwrap();
@@ -295,7 +296,7 @@ struct Slow(Arc<std::sync::Mutex<Vec<std::thread::ThreadId>>>);
 impl Runnable for Slow {
     fn run(self: Arc<Self>) -> RunOutcome {
         self.0.lock().unwrap().push(std::thread::current().id());
-        std::thread::sleep(Duration::from_micros(200));
+        std::thread::sleep(Duration::from_micros(500));
         RunOutcome::Idle
     }
 }
