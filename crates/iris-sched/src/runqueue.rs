@@ -217,6 +217,17 @@ impl RunQueue {
         self.shared.linger_ns.store(ns, Ordering::SeqCst);
     }
 
+    /// `true` while a loop polls the queue for work instead of parking (see
+    /// [`RunQueue::set_linger`]).
+    pub fn is_lingering(&self) -> bool {
+        self.shared.lingering.load(Ordering::SeqCst)
+    }
+
+    /// Loops parked right now, waiting to be woken for work.
+    pub fn parked_loops(&self) -> usize {
+        self.shared.idle_loops.load(Ordering::SeqCst)
+    }
+
     /// The current [`RunQueue::set_linger`] setting.
     pub fn linger(&self) -> Duration {
         Duration::from_nanos(self.shared.linger_ns.load(Ordering::SeqCst))

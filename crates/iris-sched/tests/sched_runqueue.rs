@@ -274,11 +274,14 @@ fn a_lingering_loop_takes_work_queued_from_outside_itself() {
     rq.set_linger(Duration::from_secs(30));
     assert_eq!(rq.linger(), Duration::from_secs(30));
     let threads = Arc::new(std::sync::Mutex::new(Vec::new()));
-    for i in 1..=6 {
+    for i in 1..=10 {
+        // Queued while one loop polls and the other is parked (on a loaded machine either
+        // may take a while to get there).
+        wait_for("a loop lingers, the other parked", || {
+            rq.is_lingering() && rq.parked_loops() == 1
+        });
         rq.schedule(Arc::new(Where(threads.clone())));
         wait_for("the runnable ran", || threads.lock().unwrap().len() == i);
-        // Long enough for the loop to be back polling, even on a loaded machine.
-        std::thread::sleep(Duration::from_millis(20));
     }
     // The other loop, parked, was never woken: the lingering one took every runnable.
     let threads = threads.lock().unwrap();
@@ -296,7 +299,7 @@ struct Slow(Arc<std::sync::Mutex<Vec<std::thread::ThreadId>>>);
 impl Runnable for Slow {
     fn run(self: Arc<Self>) -> RunOutcome {
         self.0.lock().unwrap().push(std::thread::current().id());
-        std::thread::sleep(Duration::from_micros(500));
+        std::thread::sleep(Duration::from_millis(1));
         RunOutcome::Idle
     }
 }
@@ -311,7 +314,9 @@ fn a_burst_queued_while_a_loop_lingers_is_shared_with_the_parked_loop() {
     wait_for("the first runnable ran", || {
         threads.lock().unwrap().len() == 1
     });
-    std::thread::sleep(Duration::from_millis(2));
+    wait_for("a loop lingers, the other parked", || {
+        rq.is_lingering() && rq.parked_loops() == 1
+    });
     // More than one loop's batch at once: the parked loop must be woken to share them.
     let slow = Arc::new(std::sync::Mutex::new(Vec::new()));
     for _ in 0..300 {
