@@ -21,7 +21,7 @@
 //! its receiver is a JS actor too, comes back. So that a request/response chain does not pay
 //! two thread wake-ups per hop, a drain whose handlers sent polls the queue for a little
 //! while ([`LINGER`]) before it returns to the event loop (never longer than [`SLICE`] in
-//! all), and the runtime's schedulers poll for work before they park ([`RUNTIME_LINGER`]).
+//! all), and the runtime's schedulers poll for work before they park, as long.
 
 use std::collections::VecDeque;
 use std::ptr;
@@ -277,8 +277,6 @@ struct Shared {
     /// Sends from JS so far (see [`Dispatcher::keep_alive`]); a drain lingers after its
     /// handlers sent.
     sends: AtomicU64,
-    /// How long a drain lingers, in nanoseconds (see [`LINGER`]).
-    linger_ns: AtomicU64,
     rt: Runtime,
 }
 
@@ -307,7 +305,6 @@ impl Dispatcher {
             tsfn: OnceLock::new(),
             scheduled: AtomicBool::new(false),
             sends: AtomicU64::new(0),
-            linger_ns: AtomicU64::new(LINGER.as_nanos() as u64),
             rt,
         });
         let drain_shared = shared.clone();
@@ -345,13 +342,6 @@ impl Dispatcher {
             set_ref(env, shared, true);
             watch_quiet(shared.clone());
         }
-    }
-
-    /// How long the JS thread polls for answers after a drain whose handlers sent (zero: it
-    /// returns to the event loop at once).
-    pub(crate) fn set_linger(&self, linger: Duration) {
-        let ns = u64::try_from(linger.as_nanos()).unwrap_or(u64::MAX);
-        self.shared.linger_ns.store(ns, Ordering::Relaxed);
     }
 
     /// Marks the runtime closed from any thread; a running watcher then lets the loop go.
@@ -712,19 +702,17 @@ fn take_pool(
     Ok((buf, data.cast(), 0))
 }
 
-/// How long the JS thread keeps polling its queue after a drain whose handlers sent
-/// messages, unless `setLinger` says otherwise: the answers of a request/response chain then
-/// run in the same turn of the event loop, instead of costing a wake-up of it each.
-const LINGER: Duration = Duration::from_micros(50);
+/// How long, unless `setLinger` says otherwise, the JS thread keeps polling its queue after a
+/// drain whose handlers sent messages, and the runtime's idle scheduler threads poll for work
+/// before they park (the runtime's [`Runtime::set_linger`], which the JS side reads too):
+/// the answers of a request/response chain then run in the same turn of the event loop, and
+/// each message a JS handler sends, which comes back to the runtime from the JS thread,
+/// seldom has to wake a parked thread.
+pub(crate) const LINGER: Duration = Duration::from_micros(50);
 
 /// The longest one turn of draining keeps the JS thread (lingering included); then timers,
 /// I/O and Promise continuations run, and the drain goes on in a later turn.
 const SLICE: Duration = Duration::from_millis(2);
-
-/// How long the runtime's idle scheduler threads poll for work before they park (see
-/// [`Runtime::set_linger`]): each message a JS handler sends comes back to the runtime from
-/// the JS thread, which then seldom has to wake a parked thread.
-pub(crate) const RUNTIME_LINGER: Duration = Duration::from_micros(50);
 
 fn drain(env: &Env, shared: &Arc<Shared>) {
     let start = Instant::now();
@@ -759,15 +747,15 @@ fn drain(env: &Env, shared: &Arc<Shared>) {
     }
 }
 
-/// Polls for up to the linger time ([`LINGER`] unless set otherwise), and not past `end`,
-/// for a job queued since the last take; `true` once one is.
+/// Polls for up to the runtime's linger time ([`LINGER`] unless set otherwise), and not past
+/// `end`, for a job queued since the last take; `true` once one is.
 fn linger(shared: &Shared, end: Instant) -> bool {
-    let ns = shared.linger_ns.load(Ordering::Relaxed);
-    if ns == 0 {
+    let linger = shared.rt.linger();
+    if linger.is_zero() {
         return false;
     }
     let until = Instant::now()
-        .checked_add(Duration::from_nanos(ns))
+        .checked_add(linger)
         .map_or(end, |t| t.min(end));
     loop {
         // `try_lock`: polling never makes a sender wait for the queue.

@@ -318,7 +318,7 @@ impl NodeRuntime {
     pub fn new(env: Env) -> Result<Self> {
         let rt = napi::bindgen_prelude::within_runtime_if_available(Runtime::try_new)
             .map_err(|e| actor_error(&env, &e))?;
-        rt.set_linger(crate::dispatch::RUNTIME_LINGER);
+        rt.set_linger(crate::dispatch::LINGER);
         let disp = Dispatcher::new(&env, rt.clone())?;
         Ok(NodeRuntime {
             rt,
@@ -944,9 +944,8 @@ impl NodeRuntime {
     /// stays in one drain longer than 2 ms, whatever this says.
     #[napi(ts_args_type = "microseconds: number")]
     pub fn set_linger(&self, microseconds: Count) {
-        let linger = Duration::from_micros(microseconds.0);
-        self.rt.set_linger(linger);
-        self.disp.set_linger(linger);
+        // The JS side reads the runtime's setting.
+        self.rt.set_linger(Duration::from_micros(microseconds.0));
     }
 
     /// The current `setLinger` setting, in microseconds.
