@@ -64,8 +64,42 @@ fn handler_behavior(handler: Py<PyAny>) -> Behavior {
     Behavior::from_fn(move |msg: Message| {
         // Once the interpreter is exiting the exit hook shuts every runtime down: end the
         // actor as that shutdown would (it ended `Normal` when it came first).
+        if HOLDING.with(std::cell::Cell::get) {
+            if crate::exiting::exiting() {
+                return Flow::Shutdown;
+            }
+            // SAFETY: `HOLDING` is set only inside `with_interpreter`'s attach, on this
+            // thread, around the batch this call belongs to: the thread is attached (a
+            // handler that detached meanwhile re-attached before it returned), and the
+            // batch is counted as a call in flight.
+            let py = unsafe { Python::assume_attached() };
+            return call_handler(py, &handler, &msg);
+        }
         crate::exiting::attach(|py| call_handler(py, &handler, &msg)).unwrap_or(Flow::Shutdown)
     })
+}
+
+thread_local! {
+    /// `true` while this thread runs a batch inside [`with_interpreter`]'s hold of the
+    /// interpreter, counted as a call in flight: each handler call of the batch then needs
+    /// neither a count nor an attach of its own.
+    static HOLDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Sets [`HOLDING`] for the life of the value, restoring the previous state when dropped
+/// (also on a panic unwinding through the batch).
+struct Holding(bool);
+
+impl Holding {
+    fn enter() -> Holding {
+        Holding(HOLDING.with(|h| h.replace(true)))
+    }
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        HOLDING.with(|h| h.set(self.0));
+    }
 }
 
 /// Runs a batch of handler calls holding the interpreter lock once for the whole batch.
@@ -82,13 +116,18 @@ fn with_interpreter(body: &mut dyn FnMut()) {
         return body();
     };
     keep_thread_state();
-    Python::attach(|_py| body())
+    Python::attach(|_py| {
+        let _holding = Holding::enter();
+        body()
+    })
 }
 
 /// A push handler that runs on the scheduler's threads, taking the interpreter lock once per
 /// batch of messages (up to the reduction budget).
 pub(crate) fn sync_behavior(handler: Py<PyAny>) -> Behavior {
-    handler_behavior(handler).with_batch_guard(with_interpreter)
+    handler_behavior(handler)
+        .with_batch_guard(with_interpreter)
+        .spanning_batches()
 }
 
 thread_local! {

@@ -161,6 +161,29 @@ impl RunQueue {
         ON_LOOP.with(|c| c.borrow().is_some())
     }
 
+    /// `true` when a runnable other than the one running now waits for this thread's loop:
+    /// the rest of the loop's batch, its next slot, or anything on the shared queue (also
+    /// while another thread holds the queue's lock, about to queue something). Off a loop,
+    /// always `true`. A runnable whose next round of work is costly to start (a binding that
+    /// takes an interpreter lock per round) asks it to know it may go on at once, taking no
+    /// turn from anyone.
+    pub fn others_waiting() -> bool {
+        ON_LOOP.with(|c| {
+            let c = c.borrow();
+            let Some(ctx) = c.as_ref() else {
+                return true;
+            };
+            if !ctx.pending.is_empty() || ctx.next.is_some() {
+                return true;
+            }
+            match ctx.shared.queue.try_lock() {
+                Ok(q) => !q.is_empty(),
+                Err(TryLockError::Poisoned(p)) => !p.into_inner().is_empty(),
+                Err(TryLockError::WouldBlock) => true,
+            }
+        })
+    }
+
     /// Runs blocking `f`. On a scheduler loop, a temporary loop takes over the queue while `f`
     /// blocks, and the Tokio worker is handed off (`block_in_place`), so a handler that waits
     /// for another actor cannot deadlock the schedulers. Elsewhere it just runs `f`.
