@@ -373,3 +373,51 @@ fn lingering_loops_lose_no_work_and_run_none_twice() {
         every_unit_runs_exactly_once_with(Duration::from_micros(linger));
     }
 }
+
+/// Runs once: records whether another runnable waited for its loop, then, on its first run,
+/// holds until `release` so a second one can be queued behind it.
+struct Asker {
+    seen: std::sync::Mutex<Vec<bool>>,
+    hold: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    ran: AtomicBool,
+}
+
+impl Runnable for Asker {
+    fn run(self: Arc<Self>) -> RunOutcome {
+        let alone = RunQueue::others_waiting();
+        if let Some(rx) = self.hold.lock().unwrap().take() {
+            self.ran.store(true, Ordering::SeqCst);
+            let _ = rx.recv();
+        }
+        let queued = RunQueue::others_waiting();
+        self.seen.lock().unwrap().extend([alone, queued]);
+        RunOutcome::Idle
+    }
+}
+
+#[test]
+fn others_waiting_says_whether_another_runnable_waits_for_the_loop() {
+    assert!(RunQueue::others_waiting(), "off a loop there is always someone");
+    let sched = TokioScheduler::owned(Some(1)).unwrap();
+    let rq = RunQueue::start(sched.handle(), 1);
+    let (release, hold) = std::sync::mpsc::channel();
+    let first = Arc::new(Asker {
+        seen: Default::default(),
+        hold: std::sync::Mutex::new(Some(hold)),
+        ran: AtomicBool::new(false),
+    });
+    rq.schedule(first.clone());
+    wait_for("the first runnable runs", || first.ran.load(Ordering::SeqCst));
+    let second = Arc::new(Asker {
+        seen: Default::default(),
+        hold: std::sync::Mutex::new(None),
+        ran: AtomicBool::new(false),
+    });
+    rq.schedule(second.clone());
+    release.send(()).unwrap();
+    wait_for("both ran", || second.seen.lock().unwrap().len() == 2);
+    // Alone at first; the second one queued behind it while it ran.
+    assert_eq!(*first.seen.lock().unwrap(), [false, true]);
+    assert_eq!(*second.seen.lock().unwrap(), [false, false]);
+    rq.shutdown();
+}
