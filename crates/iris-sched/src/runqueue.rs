@@ -10,7 +10,9 @@
 //! loop's *next* slot and runs right after it on the same thread, as Tokio's LIFO slot and the
 //! BEAM's hand-off do: request/response chains never cross threads. The slot cannot be
 //! stolen, so it is bounded ([`LIFO_LIMIT`] hand-offs in a row) and handed back to the queue
-//! whenever the loop blocks.
+//! whenever the loop blocks. The runnable a newer one displaces from the slot stays on the
+//! loop too, at the front of its batch, up to [`KEEP_LIMIT`] per batch and while no loop is
+//! parked: an actor that wakes many (spawning children) has them run depth first.
 //!
 //! A loop that must block (a `Block` overflow policy, a guest language's lock) calls
 //! [`RunQueue::block_in_place`], which starts a temporary loop so the other runnables keep
@@ -50,6 +52,17 @@ const MAX_UNYIELDED: Duration = Duration::from_micros(500);
 /// How many hand-offs through the next slot a loop runs in a row before the runnable in it
 /// goes to the back of the shared queue (fairness: the slot jumps the queue).
 const LIFO_LIMIT: usize = 64;
+
+/// How many runnables a loop keeps per batch at the front of that batch when a newer one
+/// takes the next slot from them, instead of queueing them at the back of the shared queue.
+/// An actor that wakes many (a parent spawning its children) then has them run depth first
+/// on its own thread, while their data is in its cache: skynet's million actors peaked at
+/// 440 MB of RSS breadth first and 130 MB this way, and ran in 0.79-1.01 s instead of
+/// 1.25-1.78 s (interleaved runs on a 2-core VM). The runnables of the batch that came
+/// from the shared queue wait for at most this many more runs (and [`MAX_UNYIELDED`]);
+/// while a loop is parked nothing is kept, and a batch that kept some hands the rest of
+/// itself back to the shared queue (see [`LoopCtx::hand_off_to_parked`]).
+const KEEP_LIMIT: usize = 512;
 
 struct Shared {
     queue: Mutex<VecDeque<Arc<dyn Runnable>>>,
@@ -92,6 +105,52 @@ struct LoopCtx {
     next: Option<Arc<dyn Runnable>>,
     /// Hand-offs through the next slot in a row.
     lifo_runs: usize,
+    /// Runnables this batch kept at the front of `pending` instead of the shared queue.
+    kept: usize,
+    /// When the batch began.
+    started: Instant,
+    /// The batch ended early, handed to a parked loop ([`LoopCtx::hand_off_to_parked`]).
+    handed_off: bool,
+}
+
+impl LoopCtx {
+    /// Whether a runnable displaced from the next slot stays on this loop, at the front of
+    /// its batch (see [`KEEP_LIMIT`]): while no loop is parked, for up to [`KEEP_LIMIT`]
+    /// runnables and [`MAX_UNYIELDED`] per batch.
+    fn keep(&mut self) -> bool {
+        if self.kept >= KEEP_LIMIT || self.shared.idle_loops.load(Ordering::Relaxed) > 0 {
+            return false;
+        }
+        self.kept += 1;
+        if self.kept.is_multiple_of(64) && self.started.elapsed() >= MAX_UNYIELDED {
+            self.kept = KEEP_LIMIT;
+        }
+        true
+    }
+
+    /// Ends a batch that kept runnables (see [`LoopCtx::keep`]) once a loop is parked: the
+    /// rest of the batch goes to the front of the shared queue, in order, and the parked loop
+    /// is woken. `true` when it did: the loop must yield to Tokio, which may have queued the
+    /// woken loop's task behind this one on this worker.
+    fn hand_off_to_parked(&mut self) -> bool {
+        if self.kept == 0
+            || self.pending.len() < 2
+            || self.shared.idle_loops.load(Ordering::Relaxed) == 0
+        {
+            return false;
+        }
+        {
+            let mut queue = self.shared.lock();
+            for r in self.pending.drain(..).rev() {
+                queue.push_front(r);
+            }
+        }
+        if !self.shared.lingering.load(Ordering::SeqCst) {
+            self.shared.notify.notify_one();
+        }
+        self.handed_off = true;
+        true
+    }
 }
 
 thread_local! {
@@ -136,9 +195,18 @@ impl RunQueue {
     /// Makes `r` runnable. Call it once per transition from idle to having work.
     pub fn schedule(&self, r: Arc<dyn Runnable>) {
         // On one of this queue's loops, `r` takes the next slot; what it displaces (made
-        // runnable earlier by the same runnable) goes to the shared queue.
+        // runnable earlier by the same runnable) goes to the front of the loop's batch if the
+        // loop keeps it (`LoopCtx::keep`), else to the shared queue.
         let displaced = ON_LOOP.with(|c| match c.borrow_mut().as_mut() {
-            Some(ctx) if Arc::ptr_eq(&ctx.shared, &self.shared) => ctx.next.replace(r),
+            Some(ctx) if Arc::ptr_eq(&ctx.shared, &self.shared) => {
+                let displaced = ctx.next.replace(r)?;
+                if ctx.keep() {
+                    ctx.pending.push_front(displaced);
+                    None
+                } else {
+                    Some(displaced)
+                }
+            }
             _ => Some(r),
         });
         if let Some(r) = displaced {
@@ -275,6 +343,9 @@ impl LoopFlag {
                 pending,
                 next: None,
                 lifo_runs: 0,
+                kept: 0,
+                started: Instant::now(),
+                handed_off: false,
             })
         });
         LoopFlag
@@ -294,6 +365,9 @@ impl LoopFlag {
                 overdue = Some(r);
             }
             ctx.lifo_runs = 0;
+            if ctx.hand_off_to_parked() {
+                return Some((None, overdue));
+            }
             Some((ctx.pending.pop_front(), overdue))
         })?;
         if let Some(o) = overdue {
@@ -304,6 +378,13 @@ impl LoopFlag {
             });
         }
         r
+    }
+}
+
+impl LoopFlag {
+    /// `true` when the batch ended early, handed to a parked loop.
+    fn handed_off(&self) -> bool {
+        ON_LOOP.with(|c| c.borrow().as_ref().is_some_and(|ctx| ctx.handed_off))
     }
 }
 
@@ -409,6 +490,7 @@ async fn scheduler_loop(shared: Arc<Shared>, temporary: bool) {
                     shared.lock().push_back(r);
                 }
             }
+            busy |= flag.handed_off();
         }
         // Let timers, I/O and task-based actors on this worker run between batches. With the
         // queue empty the loop parks on `notify` next, which gives them the worker anyway.

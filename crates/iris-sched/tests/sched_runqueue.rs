@@ -397,7 +397,10 @@ impl Runnable for Asker {
 
 #[test]
 fn others_waiting_says_whether_another_runnable_waits_for_the_loop() {
-    assert!(RunQueue::others_waiting(), "off a loop there is always someone");
+    assert!(
+        RunQueue::others_waiting(),
+        "off a loop there is always someone"
+    );
     let sched = TokioScheduler::owned(Some(1)).unwrap();
     let rq = RunQueue::start(sched.handle(), 1);
     let (release, hold) = std::sync::mpsc::channel();
@@ -407,7 +410,9 @@ fn others_waiting_says_whether_another_runnable_waits_for_the_loop() {
         ran: AtomicBool::new(false),
     });
     rq.schedule(first.clone());
-    wait_for("the first runnable runs", || first.ran.load(Ordering::SeqCst));
+    wait_for("the first runnable runs", || {
+        first.ran.load(Ordering::SeqCst)
+    });
     let second = Arc::new(Asker {
         seen: Default::default(),
         hold: std::sync::Mutex::new(None),
@@ -419,5 +424,130 @@ fn others_waiting_says_whether_another_runnable_waits_for_the_loop() {
     // Alone at first; the second one queued behind it while it ran.
     assert_eq!(*first.seen.lock().unwrap(), [false, true]);
     assert_eq!(*second.seen.lock().unwrap(), [false, false]);
+    rq.shutdown();
+}
+
+/// A runnable that records its name and thread when it runs, after running `body`.
+struct Named {
+    name: usize,
+    log: Arc<std::sync::Mutex<Vec<(usize, std::thread::ThreadId)>>>,
+    body: Box<dyn Fn() + Send + Sync>,
+}
+
+impl Runnable for Named {
+    fn run(self: Arc<Self>) -> RunOutcome {
+        (self.body)();
+        self.log
+            .lock()
+            .unwrap()
+            .push((self.name, std::thread::current().id()));
+        RunOutcome::Idle
+    }
+}
+
+type Log = Arc<std::sync::Mutex<Vec<(usize, std::thread::ThreadId)>>>;
+
+fn named(name: usize, log: &Log, body: impl Fn() + Send + Sync + 'static) -> Arc<Named> {
+    Arc::new(Named {
+        name,
+        log: log.clone(),
+        body: Box::new(body),
+    })
+}
+
+/// A runnable that holds its loop until `release` is dropped or sent to.
+fn holder(log: &Log, release: std::sync::mpsc::Receiver<()>) -> Arc<Named> {
+    let release = std::sync::Mutex::new(release);
+    named(usize::MAX, log, move || {
+        let _ = release.lock().unwrap().recv();
+    })
+}
+
+/// On one loop: a parent that wakes `children` runnables while an outsider waits in the
+/// same batch; the order the names ran in (the parent is 0, the outsider 1, children 2..).
+fn order_after_waking(children: usize) -> Vec<usize> {
+    let sched = TokioScheduler::owned(Some(1)).unwrap();
+    let rq = RunQueue::start(sched.handle(), 1);
+    let log: Log = Default::default();
+    let (release, hold) = std::sync::mpsc::channel();
+    let running = Arc::new(AtomicBool::new(false));
+    let r = running.clone();
+    rq.schedule(named(usize::MAX - 1, &log, move || {
+        r.store(true, Ordering::SeqCst)
+    }));
+    rq.schedule(holder(&log, hold));
+    wait_for("the holder runs", || running.load(Ordering::SeqCst));
+    let (q, l) = (rq.clone(), log.clone());
+    rq.schedule(named(0, &log, move || {
+        for c in 0..children {
+            q.schedule(named(2 + c, &l, || {}));
+        }
+    }));
+    rq.schedule(named(1, &log, || {}));
+    release.send(()).unwrap();
+    wait_for("all ran", || log.lock().unwrap().len() == children + 4);
+    rq.shutdown();
+    let names: Vec<usize> = log.lock().unwrap().iter().map(|&(n, _)| n).collect();
+    names.into_iter().filter(|&n| n < usize::MAX - 1).collect()
+}
+
+#[test]
+fn runnables_woken_by_a_runnable_run_depth_first_before_the_rest_of_the_batch() {
+    // The last woken takes the next slot; the ones it displaced run newest first, ahead of
+    // the outsider queued before them (breadth first, they went behind it).
+    assert_eq!(order_after_waking(5), [0, 6, 5, 4, 3, 2, 1]);
+}
+
+#[test]
+fn a_runnable_waking_thousands_keeps_a_bounded_number_ahead_of_the_batch() {
+    let order = order_after_waking(2000);
+    let outsider = order.iter().position(|&n| n == 1).unwrap();
+    // 512 kept (the documented limit) and the next slot ran before it; the rest queued
+    // behind it.
+    assert!(
+        (100..=600).contains(&outsider),
+        "the outsider ran {outsider}th of {}",
+        order.len()
+    );
+    assert_eq!(order.len(), 2002);
+}
+
+#[test]
+fn runnables_kept_on_a_busy_loop_go_back_to_the_shared_queue_once_another_loop_parks() {
+    let sched = TokioScheduler::owned(Some(2)).unwrap();
+    let rq = RunQueue::start(sched.handle(), 2);
+    let log: Log = Default::default();
+    let (release, hold) = std::sync::mpsc::channel();
+    let running = Arc::new(AtomicBool::new(false));
+    let r = running.clone();
+    // One loop is held (busy, not parked) while the other runs a parent waking 100
+    // children of 1 ms each: every one is kept on the parent's loop, none is queued.
+    rq.schedule(named(usize::MAX - 1, &log, move || {
+        r.store(true, Ordering::SeqCst)
+    }));
+    rq.schedule(holder(&log, hold));
+    wait_for("the holder runs", || running.load(Ordering::SeqCst));
+    let woke = Arc::new(AtomicBool::new(false));
+    let (q, l, w) = (rq.clone(), log.clone(), woke.clone());
+    rq.schedule(named(0, &log, move || {
+        for c in 0..100 {
+            q.schedule(named(1 + c, &l, || {
+                std::thread::sleep(Duration::from_millis(1))
+            }));
+        }
+        w.store(true, Ordering::SeqCst);
+    }));
+    wait_for("the parent ran", || woke.load(Ordering::SeqCst));
+    assert!(rq.is_empty(), "the woken children were queued, not kept");
+    // Released, the held loop parks: the rest of the batch goes to the shared queue for it.
+    release.send(()).unwrap();
+    wait_for("the kept children queued for the parked loop", || {
+        !rq.is_empty()
+    });
+    wait_for("all ran", || log.lock().unwrap().len() == 103);
+    let mut names: Vec<usize> = log.lock().unwrap().iter().map(|&(n, _)| n).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), 103, "every runnable ran once");
     rq.shutdown();
 }
