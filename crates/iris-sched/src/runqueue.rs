@@ -61,7 +61,8 @@ const LIFO_LIMIT: usize = 64;
 /// 1.25-1.78 s (interleaved runs on a 2-core VM). The runnables of the batch that came
 /// from the shared queue wait for at most this many more runs (and [`MAX_UNYIELDED`]);
 /// while a loop is parked nothing is kept, and a batch that kept some hands the rest of
-/// itself back to the shared queue (see [`LoopCtx::hand_off_to_parked`]).
+/// itself back to the shared queue once a loop parks or it ran for [`MAX_UNYIELDED`] (see
+/// [`LoopCtx::end_early`]).
 const KEEP_LIMIT: usize = 512;
 
 struct Shared {
@@ -109,8 +110,10 @@ struct LoopCtx {
     kept: usize,
     /// When the batch began.
     started: Instant,
-    /// The batch ended early, handed to a parked loop ([`LoopCtx::hand_off_to_parked`]).
-    handed_off: bool,
+    /// Runnables taken from the batch since it kept one (see [`LoopCtx::end_early`]).
+    polls: usize,
+    /// The batch ended early ([`LoopCtx::end_early`]).
+    ended_early: bool,
 }
 
 impl LoopCtx {
@@ -128,15 +131,22 @@ impl LoopCtx {
         true
     }
 
-    /// Ends a batch that kept runnables (see [`LoopCtx::keep`]) once a loop is parked: the
-    /// rest of the batch goes to the front of the shared queue, in order, and the parked loop
-    /// is woken. `true` when it did: the loop must yield to Tokio, which may have queued the
-    /// woken loop's task behind this one on this worker.
-    fn hand_off_to_parked(&mut self) -> bool {
-        if self.kept == 0
-            || self.pending.len() < 2
-            || self.shared.idle_loops.load(Ordering::Relaxed) == 0
-        {
+    /// Ends a batch that kept runnables (see [`LoopCtx::keep`]) early: once a loop is parked
+    /// (it gets a share), or once the batch ran for [`MAX_UNYIELDED`] (Tokio's other tasks on
+    /// this worker get their turn; a batch that kept none is as long as it was before). The
+    /// rest of the batch goes to the front of the shared queue, in order, and a parked loop
+    /// is woken. `true` when it did: the loop must yield to Tokio, which may also have queued
+    /// the woken loop's task behind this one on this worker.
+    fn end_early(&mut self) -> bool {
+        if self.kept == 0 || self.pending.is_empty() {
+            return false;
+        }
+        self.polls += 1;
+        let parked = self.shared.idle_loops.load(Ordering::Relaxed) > 0;
+        let share = parked && self.pending.len() >= 2;
+        // The clock is read every 16th runnable only.
+        let overdue = self.polls.is_multiple_of(16) && self.started.elapsed() >= MAX_UNYIELDED;
+        if !(share || overdue) {
             return false;
         }
         {
@@ -145,10 +155,10 @@ impl LoopCtx {
                 queue.push_front(r);
             }
         }
-        if !self.shared.lingering.load(Ordering::SeqCst) {
+        if parked && !self.shared.lingering.load(Ordering::SeqCst) {
             self.shared.notify.notify_one();
         }
-        self.handed_off = true;
+        self.ended_early = true;
         true
     }
 }
@@ -345,7 +355,8 @@ impl LoopFlag {
                 lifo_runs: 0,
                 kept: 0,
                 started: Instant::now(),
-                handed_off: false,
+                polls: 0,
+                ended_early: false,
             })
         });
         LoopFlag
@@ -365,7 +376,7 @@ impl LoopFlag {
                 overdue = Some(r);
             }
             ctx.lifo_runs = 0;
-            if ctx.hand_off_to_parked() {
+            if ctx.end_early() {
                 return Some((None, overdue));
             }
             Some((ctx.pending.pop_front(), overdue))
@@ -382,9 +393,9 @@ impl LoopFlag {
 }
 
 impl LoopFlag {
-    /// `true` when the batch ended early, handed to a parked loop.
-    fn handed_off(&self) -> bool {
-        ON_LOOP.with(|c| c.borrow().as_ref().is_some_and(|ctx| ctx.handed_off))
+    /// `true` when the batch ended early ([`LoopCtx::end_early`]).
+    fn ended_early(&self) -> bool {
+        ON_LOOP.with(|c| c.borrow().as_ref().is_some_and(|ctx| ctx.ended_early))
     }
 }
 
@@ -490,7 +501,7 @@ async fn scheduler_loop(shared: Arc<Shared>, temporary: bool) {
                     shared.lock().push_back(r);
                 }
             }
-            busy |= flag.handed_off();
+            busy |= flag.ended_early();
         }
         // Let timers, I/O and task-based actors on this worker run between batches. With the
         // queue empty the loop parks on `notify` next, which gives them the worker anyway.

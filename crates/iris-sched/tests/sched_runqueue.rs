@@ -544,3 +544,38 @@ fn runnables_kept_on_a_busy_loop_go_back_to_the_shared_queue_once_another_loop_p
     assert_eq!(names.len(), 102, "every runnable ran once");
     rq.shutdown();
 }
+
+#[test]
+fn a_batch_that_kept_many_still_yields_to_tokio_timers() {
+    let sched = TokioScheduler::owned(Some(1)).unwrap();
+    let rq = RunQueue::start(sched.handle(), 1);
+    let log: Log = Default::default();
+    // How many runnables had run when a 2 ms timer on the same worker fired.
+    let fired_at = Arc::new(AtomicUsize::new(usize::MAX));
+    let (l, f) = (log.clone(), fired_at.clone());
+    sched.handle().spawn(async move {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        f.store(l.lock().unwrap().len(), Ordering::SeqCst);
+    });
+    // A parent wakes 400 children of 100 us of work each: all kept on the one loop, 40 ms.
+    let (q, l) = (rq.clone(), log.clone());
+    rq.schedule(named(0, &log, move || {
+        for c in 0..400 {
+            q.schedule(named(1 + c, &l, || {
+                let until = Instant::now() + Duration::from_micros(100);
+                while Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+            }));
+        }
+    }));
+    wait_for("all ran", || log.lock().unwrap().len() == 401);
+    wait_for("the timer fired", || {
+        fired_at.load(Ordering::SeqCst) != usize::MAX
+    });
+    let at = fired_at.load(Ordering::SeqCst);
+    // The batch hands its rest back after 500 us and the loop yields: the timer fires a few
+    // batches in, not after the whole 40 ms.
+    assert!(at < 300, "the timer fired after {at} of 401 runnables");
+    rq.shutdown();
+}
