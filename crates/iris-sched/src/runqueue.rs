@@ -362,7 +362,13 @@ impl LoopFlag {
         LoopFlag
     }
 
-    /// The next runnable: the next slot first (up to [`LIFO_LIMIT`] in a row), then the batch.
+    /// `true` when the batch ended early ([`LoopCtx::end_early`]).
+    fn ended_early(&self) -> bool {
+        ON_LOOP.with(|c| c.borrow().as_ref().is_some_and(|ctx| ctx.ended_early))
+    }
+
+    /// The next runnable: the next slot first (up to [`LIFO_LIMIT`] in a row), then the batch
+    /// (`None` also when the batch ended early).
     fn next(&self) -> Option<Arc<dyn Runnable>> {
         let (r, overdue) = ON_LOOP.with(|c| {
             let mut c = c.borrow_mut();
@@ -389,13 +395,6 @@ impl LoopFlag {
             });
         }
         r
-    }
-}
-
-impl LoopFlag {
-    /// `true` when the batch ended early ([`LoopCtx::end_early`]).
-    fn ended_early(&self) -> bool {
-        ON_LOOP.with(|c| c.borrow().as_ref().is_some_and(|ctx| ctx.ended_early))
     }
 }
 
