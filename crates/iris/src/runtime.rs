@@ -1457,11 +1457,12 @@ fn flow_exit(flow: Flow) -> Option<ExitInfo> {
     }
 }
 
-/// A synchronous push actor on a scheduler loop: one reduction budget of messages per run.
 /// How long one call of a spanning batch guard goes on with further batches (see
 /// [`Actor::spanning_batches`]).
 const MAX_SPANNING: std::time::Duration = std::time::Duration::from_micros(200);
 
+/// A synchronous push actor on a scheduler loop: one reduction budget of messages per run
+/// (several under a spanning batch guard).
 impl Runnable for Actor {
     fn run(self: Arc<Self>) -> RunOutcome {
         let Kind::Push {
