@@ -88,6 +88,16 @@ impl Shared {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// How many runnables are queued, without waiting for the lock (`None`: another thread
+    /// holds it right now). A poll never makes a sender wait for the queue.
+    fn try_len(&self) -> Option<usize> {
+        match self.queue.try_lock() {
+            Ok(q) => Some(q.len()),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner().len()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Queues `r` at the back and wakes a parked loop, if any and none lingers (a lingering
     /// loop takes `r` itself; if it is just giving up, it sees `r` before it parks).
     fn push(&self, r: Arc<dyn Runnable>) {
@@ -254,11 +264,8 @@ impl RunQueue {
             if !ctx.pending.is_empty() || ctx.next.is_some() {
                 return true;
             }
-            match ctx.shared.queue.try_lock() {
-                Ok(q) => !q.is_empty(),
-                Err(TryLockError::Poisoned(p)) => !p.into_inner().is_empty(),
-                Err(TryLockError::WouldBlock) => true,
-            }
+            // Someone holding the lock is about to queue something.
+            ctx.shared.try_len().is_none_or(|n| n > 0)
         })
     }
 
@@ -416,12 +423,8 @@ fn linger(shared: &Shared) -> bool {
     }
     let until = Instant::now().checked_add(Duration::from_nanos(ns));
     let queued = loop {
-        // `try_lock`: a poll never makes a sender wait for the queue.
-        let queued = match shared.queue.try_lock() {
-            Ok(q) => q.len(),
-            Err(TryLockError::Poisoned(p)) => p.into_inner().len(),
-            Err(TryLockError::WouldBlock) => 0,
-        };
+        // A poll never makes a sender wait for the queue.
+        let queued = shared.try_len().unwrap_or(0);
         if queued > 0 {
             break queued;
         }
