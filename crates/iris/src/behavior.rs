@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use arc_swap::ArcSwap;
 use iris_sched::{Flow, Step};
 
-use crate::Message;
+use crate::{Message, Pid};
 
 /// What a handler's result means for the actor: `()` and [`Flow::Continue`] keep it running,
 /// [`Flow::Stop`] ends it normally, an `Err` ends it with `Crash`, [`Flow::Shutdown`] ends it
@@ -49,7 +49,12 @@ pub struct Behavior {
     batch: Option<BatchGuard>,
     /// One guard call may run several batches (see [`Behavior::spanning_batches`]).
     spans: bool,
+    /// Told the PID when an actor spawned with this behaviour ends.
+    exit_notice: Option<ExitNotice>,
 }
+
+/// Told the PID of an actor that ended (see [`Behavior::with_exit_notice`]).
+type ExitNotice = Arc<dyn Fn(Pid) + Send + Sync>;
 
 impl fmt::Debug for Behavior {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -120,6 +125,7 @@ impl Behavior {
             handler,
             batch: None,
             spans: false,
+            exit_notice: None,
         }
     }
 
@@ -169,6 +175,30 @@ impl Behavior {
     /// ```
     pub fn spanning_batches(mut self) -> Behavior {
         self.spans = true;
+        self
+    }
+
+    /// Tells `notice` the actor's PID when an actor spawned with this behaviour ends, once,
+    /// from its exit procedure: after its mailbox closed and before its exit is reported
+    /// (links, monitors, `join`). It runs on whatever thread ends the actor and must not
+    /// block; a panic in it is caught. Only the behaviour an actor is spawned with is told
+    /// (not one installed by a hot swap). Bindings use it to drop what they keep per actor.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use iris::{Behavior, Flow, Runtime, SpawnOptions};
+    ///
+    /// let rt = Runtime::new();
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx = std::sync::Mutex::new(tx);
+    /// let behavior = Behavior::from_fn(|_m| Flow::Stop)
+    ///     .with_exit_notice(move |pid| tx.lock().unwrap().send(pid).unwrap());
+    /// let pid = rt.try_spawn_behavior(behavior, SpawnOptions::default()).unwrap();
+    /// rt.send_user(pid, "stop").unwrap();
+    /// assert_eq!(rx.recv().unwrap(), pid);
+    /// ```
+    pub fn with_exit_notice(mut self, notice: impl Fn(Pid) + Send + Sync + 'static) -> Behavior {
+        self.exit_notice = Some(Arc::new(notice));
         self
     }
 
@@ -241,6 +271,14 @@ impl Behaviors {
 
     pub(crate) fn version(&self) -> u64 {
         self.with_current(|v, _| v)
+    }
+
+    /// Tells the initial behaviour's exit notice, if any, that the actor `pid` ended.
+    pub(crate) fn notify_exit(&self, pid: Pid) {
+        if let Some(notice) = &self.initial.exit_notice {
+            // Binding code: a panic in it must not stop the exit procedure.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| notice(pid)));
+        }
     }
 
     /// The swap state, made on first use with the initial behaviour as current and as the

@@ -28,7 +28,8 @@ pub use mesh::MeshConfig;
 pub use message::{Message, SystemMessage};
 pub use observe::OBSERVED_HISTORY;
 pub use runtime::{
-    ActorRef, DEFAULT_BUDGET, Receiver, Runtime, SpawnOptions, block_in_place, current_pid,
+    ActorRef, ActorView, DEFAULT_BUDGET, Receiver, Runtime, SpawnOptions, block_in_place,
+    current_pid,
 };
 pub use supervision::{ChildOptions, Factory};
 

@@ -302,6 +302,60 @@ impl ActorRef {
     }
 }
 
+/// The state of one local actor, read without locks or reference counting
+/// ([`Runtime::view`]): for a binding's hot path that checks an actor per call. Holding one
+/// keeps the actor's memory alive, its behaviours included (not the actor): drop it once
+/// the actor ended (see [`Behavior::with_exit_notice`]).
+pub struct ActorView {
+    actor: Arc<Actor>,
+}
+
+impl ActorView {
+    /// The actor's PID.
+    pub fn pid(&self) -> Pid {
+        self.actor.pid
+    }
+
+    /// `true` while the actor is alive (its mailbox open).
+    pub fn is_alive(&self) -> bool {
+        self.actor.is_alive()
+    }
+
+    /// `true` while a push actor is parked: no loop or task runs it and none is about to (a
+    /// send then wakes it). A running actor, or one with queued messages, is not parked.
+    pub fn is_parked(&self) -> bool {
+        self.actor.dormant.load(Ordering::SeqCst)
+    }
+
+    /// The version of a push actor's current behaviour (the initial one is 1); `None` for
+    /// other actors.
+    pub fn behavior_version(&self) -> Option<u64> {
+        match &self.actor.kind {
+            Kind::Push { behaviors, .. } => Some(behaviors.version()),
+            _ => None,
+        }
+    }
+
+    /// Queues a user message for the actor from inside its own handler, without waking it
+    /// (it is running: it takes the message before it parks), e.g. to come back to work it
+    /// put aside after the messages queued meanwhile. Gives the message back when called
+    /// from anywhere else (nothing would wake the actor), when the actor has ended, or when
+    /// its bounded mailbox did not take it.
+    pub fn queue_own(&self, msg: Message) -> Result<(), Message> {
+        if current_pid() != Some(self.actor.pid) {
+            return Err(msg);
+        }
+        match self.actor.mailbox.offer(msg) {
+            Offer::Queued | Offer::Evicted(_) => Ok(()),
+            Offer::Rejected(m)
+            | Offer::Closed(m)
+            | Offer::MustWait(m)
+            | Offer::Redirect(_, m)
+            | Offer::Spill(_, m) => Err(m),
+        }
+    }
+}
+
 /// Runs `f`, which may block or compute for long, from inside a handler without holding up
 /// the other actors: on a scheduler loop a temporary loop takes over the run queue and the
 /// Tokio worker is handed off (`tokio::task::block_in_place`) until `f` returns; on another
@@ -968,6 +1022,13 @@ impl Runtime {
         })
     }
 
+    /// A view of the local actor `pid` for polling its state ([`ActorView`]); `None` if it
+    /// is not alive.
+    pub fn view(&self, pid: Pid) -> Option<ActorView> {
+        let actor = self.inner.table.get(pid).filter(|a| a.is_alive())?;
+        Some(ActorView { actor })
+    }
+
     /// Delivers without making the caller wait: a blocked delivery continues as a task.
     fn forward_detached(&self, pid: Pid, msg: Message) {
         if let Routed::Wait(actor, m) = self.route(pid, msg) {
@@ -1365,6 +1426,9 @@ fn finish(inner: &Arc<Inner>, actor: &Arc<Actor>, own: Option<ExitInfo>) {
     }
     actor.mailbox.close();
     let pid = actor.pid;
+    if let Kind::Push { behaviors, .. } = &actor.kind {
+        behaviors.notify_exit(pid);
+    }
     // Closed: no timer or child can be added any more. One lock for the requested reason
     // (a kill sets it before it closes the mailbox), the timers and the children.
     let (requested, timers, children) = actor
