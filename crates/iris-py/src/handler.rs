@@ -11,6 +11,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyString;
 
 use crate::convert::message_to_py;
+use crate::lane::{LaneUse, drain, is_poke};
 
 /// The type of `iris.STOP`: a push handler returns it to end its actor normally.
 #[pyclass(name = "StopSignal", module = "iris", frozen)]
@@ -59,23 +60,33 @@ pub(crate) fn call_handler(py: Python<'_>, handler: &Py<PyAny>, msg: &Message) -
     }
 }
 
-/// A push handler's behaviour: one call of `handler` per message.
-fn handler_behavior(handler: Py<PyAny>) -> Behavior {
-    Behavior::from_fn(move |msg: Message| {
-        // Once the interpreter is exiting the exit hook shuts every runtime down: end the
-        // actor as that shutdown would (it ended `Normal` when it came first).
-        if HOLDING.with(std::cell::Cell::get) {
-            if crate::exiting::exiting() {
-                return Flow::Shutdown;
-            }
-            // SAFETY: `HOLDING` is set only inside `with_interpreter`'s attach, on this
-            // thread, around the batch this call belongs to: the thread is attached (a
-            // handler that detached meanwhile re-attached before it returned), and the
-            // batch is counted as a call in flight.
-            let py = unsafe { Python::assume_attached() };
-            return call_handler(py, &handler, &msg);
+/// Runs `f` with the interpreter: in the hold of a batch taken by [`with_interpreter`], or
+/// attaching for this call alone. Once the interpreter is exiting the exit hook shuts every
+/// runtime down: `f` does not run and the actor ends as that shutdown would (it ended
+/// `Normal` when it came first).
+fn attached(f: impl FnOnce(Python<'_>) -> Flow) -> Flow {
+    if HOLDING.with(std::cell::Cell::get) {
+        if crate::exiting::exiting() {
+            return Flow::Shutdown;
         }
-        crate::exiting::attach(|py| call_handler(py, &handler, &msg)).unwrap_or(Flow::Shutdown)
+        // SAFETY: `HOLDING` is set only inside `with_interpreter`'s attach, on this
+        // thread, around the batch this call belongs to: the thread is attached (a
+        // handler that detached meanwhile re-attached before it returned), and the
+        // batch is counted as a call in flight.
+        let py = unsafe { Python::assume_attached() };
+        return f(py);
+    }
+    crate::exiting::attach(f).unwrap_or(Flow::Shutdown)
+}
+
+/// A push handler's behaviour: one call of `handler` per message; with a lane, a poke
+/// drains the lane ([`crate::lane`]).
+fn handler_behavior(handler: Py<PyAny>, lane: Option<LaneUse>) -> Behavior {
+    Behavior::from_fn(move |msg: Message| {
+        attached(|py| match &lane {
+            Some(lane) if is_poke(&msg) => drain(py, &handler, lane),
+            _ => call_handler(py, &handler, &msg),
+        })
     })
 }
 
@@ -123,9 +134,9 @@ fn with_interpreter(body: &mut dyn FnMut()) {
 }
 
 /// A push handler that runs on the scheduler's threads, taking the interpreter lock once per
-/// batch of messages (up to the reduction budget).
-pub(crate) fn sync_behavior(handler: Py<PyAny>) -> Behavior {
-    handler_behavior(handler)
+/// batch of messages (up to the reduction budget); `lane`: the actor's lane, if it has one.
+pub(crate) fn sync_behavior(handler: Py<PyAny>, lane: Option<LaneUse>) -> Behavior {
+    handler_behavior(handler, lane)
         .with_batch_guard(with_interpreter)
         .spanning_batches()
 }
@@ -164,7 +175,7 @@ pub(crate) fn current_pid() -> Option<Pid> {
 /// one at a time, in order. `gate` limits how many such batches run at once (the shared
 /// pool); a batch waits for a slot before it starts.
 pub(crate) fn blocking_behavior(handler: Py<PyAny>, gate: Option<Arc<Semaphore>>) -> Behavior {
-    handler_behavior(handler).with_batch_guard(move |body| {
+    handler_behavior(handler, None).with_batch_guard(move |body| {
         iris::block_in_place(|| {
             let _slot = gate.as_deref().map(Semaphore::acquire);
             with_interpreter(body)

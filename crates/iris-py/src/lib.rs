@@ -7,6 +7,7 @@ mod errors;
 mod exiting;
 mod handler;
 mod jit;
+mod lane;
 mod mailbox;
 mod runtime;
 

@@ -14,6 +14,7 @@ use pyo3::types::{PyList, PyTuple};
 use crate::convert::{Payload, PidArg, PyExitInfo, message_to_py, policy_arg};
 use crate::errors::{Kind, actor_err, err};
 use crate::handler::{GilPolicy, Placement, blocking_behavior, format_exception, sync_behavior};
+use crate::lane::Lanes;
 use crate::mailbox::{PyMailbox, timeout_arg, touching_mailboxes, wait_sliced};
 
 /// The Iris runtime: spawn actors with Python handlers, send them bytes, stop and join them.
@@ -30,6 +31,8 @@ pub(crate) struct PyRuntime {
     /// Set once a mailbox of this runtime has a policy under which a sender can wait; from
     /// then on sends release the interpreter.
     may_wait: AtomicBool,
+    /// The interpreter lanes of its Python push actors ([`crate::lane`]).
+    lanes: Lanes,
 }
 
 impl Drop for PyRuntime {
@@ -38,8 +41,9 @@ impl Drop for PyRuntime {
         if self.forks != crate::exiting::forks() {
             // Inherited through fork: its threads are the parent's, and a lock one of them
             // held at the fork stays held here. Nothing of it may run: forget it, as the
-            // exit hook's registry did.
+            // exit hook's registry did (its lanes' actors with it).
             std::mem::forget(self.rt.take());
+            Python::attach(|py| self.lanes.forget_all(py));
             return;
         }
         if let Some(rt) = self.rt.take() {
@@ -47,6 +51,9 @@ impl Drop for PyRuntime {
             // while their threads run). Dropping the last handle stops Tokio, which waits for
             // its threads; some may be waiting for the interpreter, so let go of it meanwhile.
             Python::attach(|py| {
+                // The lanes hold their actors: drop them first, with the interpreter (their
+                // queued messages are Python objects).
+                self.lanes.clear(py);
                 py.detach(move || {
                     rt.close_listener();
                     rt.shutdown_timeout(Duration::ZERO);
@@ -132,13 +139,29 @@ impl PyRuntime {
         opts: SpawnOptions,
         release_gil: bool,
     ) -> PyResult<Pid> {
+        let py = handler.py();
         let handler = callable(handler)?;
         self.here()?;
         if !release_gil {
-            return self
+            // Bounded mailboxes keep their policies in the core: no lane.
+            let lane = opts
+                .capacity
+                .is_none()
+                .then(|| self.lanes.prepare(opts.budget))
+                .flatten();
+            let (opened, hold) = lane.unzip();
+            let mut behavior = sync_behavior(handler, hold);
+            if opened.is_some() {
+                behavior = self.lanes.noticed(behavior);
+            }
+            let pid = self
                 .rt()
-                .try_spawn_behavior(sync_behavior(handler), opts)
-                .map_err(actor_err);
+                .try_spawn_behavior(behavior, opts)
+                .map_err(actor_err)?;
+            if let Some(lane) = opened {
+                self.lanes.open(py, self.rt(), pid, lane);
+            }
+            return Ok(pid);
         }
         let place = self.gil.place();
         let gate = match &place {
@@ -223,6 +246,15 @@ impl PyRuntime {
     fn send_bytes(&self, py: Python<'_>, pid: Pid, data: bytes::Bytes) -> bool {
         self.sending(py, |rt| rt.send(pid, Message::User(data)).is_ok())
     }
+
+    /// Sends a bytes-like object: through the actor's lane when it takes it, else the core.
+    fn send_obj(&self, py: Python<'_>, pid: Pid, data: &Bound<'_, PyAny>) -> PyResult<bool> {
+        if let Some(sent) = self.lanes.send(py, self.rt(), pid, data)? {
+            return Ok(sent);
+        }
+        let data: Payload = data.extract()?;
+        Ok(self.send_bytes(py, pid, data.0))
+    }
 }
 
 fn opts(budget: usize, capacity: Option<usize>, parent: Option<Pid>) -> SpawnOptions {
@@ -251,6 +283,7 @@ impl PyRuntime {
             rt: Some(rt),
             gil: Arc::new(GilPolicy::new()),
             may_wait: AtomicBool::new(false),
+            lanes: Lanes::new(py),
         })
     }
 
@@ -364,7 +397,7 @@ impl PyRuntime {
         let handler = callable(handler)?;
         self.here()?
             .try_spawn_virtual(
-                sync_behavior(handler),
+                sync_behavior(handler, None),
                 budget,
                 idle_timeout_ms.map(Duration::from_millis),
                 reactivate,
@@ -403,9 +436,9 @@ impl PyRuntime {
     /// Sends bytes; `True` if queued. `False` (never an exception) for unknown or dead PIDs
     /// and for a full mailbox under `dropnew`. Under `block` it waits for room. Raises only
     /// through a runtime a forked child inherited (see `here`).
-    fn send(&self, py: Python<'_>, pid: PidArg, data: Payload) -> PyResult<bool> {
+    fn send(&self, py: Python<'_>, pid: PidArg, data: &Bound<'_, PyAny>) -> PyResult<bool> {
         self.here()?;
-        Ok(self.send_bytes(py, pid.0, data.0))
+        self.send_obj(py, pid.0, data)
     }
 
     /// Sends every bytes-like object of `messages` (any iterable) to `pid`, in order, in one
@@ -421,6 +454,18 @@ impl PyRuntime {
     ) -> PyResult<usize> {
         const CHUNK: usize = 1024;
         self.here()?;
+        if self.lanes.has(py, pid.0) {
+            // Each through the lane (or the core, as `send` would), so that the batch keeps
+            // its place among the lane's messages.
+            let mut sent = 0;
+            for item in messages.try_iter()? {
+                if !self.send_obj(py, pid.0, &item?)? {
+                    break;
+                }
+                sent += 1;
+            }
+            return Ok(sent);
+        }
         let mut sent = 0;
         let mut chunk: Vec<Message> = Vec::with_capacity(CHUNK);
         // Hands the chunk to the core; `false` once a message was not queued.
@@ -465,11 +510,14 @@ impl PyRuntime {
     }
 
     /// Sends bytes to the actor registered under `name`; `False` if there is none.
-    fn send_named(&self, py: Python<'_>, name: &str, data: Payload) -> PyResult<bool> {
-        Ok(match self.here()?.whereis(name) {
-            Some(pid) => self.send_bytes(py, pid, data.0),
-            None => false,
-        })
+    fn send_named(&self, py: Python<'_>, name: &str, data: &Bound<'_, PyAny>) -> PyResult<bool> {
+        match self.here()?.whereis(name) {
+            Some(pid) => self.send_obj(py, pid, data),
+            None => {
+                data.extract::<Payload>()?;
+                Ok(false)
+            }
+        }
     }
 
     /// Sends `data` once after `ms` milliseconds; returns the timer id.
@@ -550,7 +598,8 @@ impl PyRuntime {
 
     /// Queued user messages; `None` for unknown or dead PIDs.
     fn mailbox_size(&self, py: Python<'_>, pid: PidArg) -> Option<usize> {
-        touching_mailboxes(py, || self.rt().mailbox_size(pid.0))
+        let core = touching_mailboxes(py, || self.rt().mailbox_size(pid.0))?;
+        Some(self.lanes.adjust_size(py, pid.0, core))
     }
 
     /// Sets the overflow policy of a bounded mailbox: `"dropnew"`, `"dropold"`, `"redirect"`
@@ -586,7 +635,9 @@ impl PyRuntime {
     fn shutdown(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         let timeout = timeout_arg(timeout)?.unwrap_or(Duration::from_secs(5));
         let rt = self.rt();
-        Ok(py.detach(|| rt.shutdown_timeout(timeout)))
+        let done = py.detach(|| rt.shutdown_timeout(timeout));
+        self.lanes.sweep(py);
+        Ok(done)
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -608,7 +659,7 @@ impl PyRuntime {
         let handler = callable(handler)?;
         let behavior = match self.gil.mode_of(pid.0) {
             Some(gate) => blocking_behavior(handler, gate),
-            None => sync_behavior(handler),
+            None => sync_behavior(handler, self.lanes.shared(py, pid.0)),
         };
         // Released: the swap may drop old handlers, which must not run Python code under
         // the history lock.

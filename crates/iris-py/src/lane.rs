@@ -1,0 +1,444 @@
+//! The interpreter lane: user messages sent from Python to a busy Python push actor queue
+//! as Python objects behind the interpreter lock instead of going through the core.
+//!
+//! Both ends of such a send hold the interpreter lock already: the sender is Python code,
+//! the handler runs Python code. A lane is a queue that only the lock's holder touches, so
+//! a send into it is a push of a reference (no copy of the payload, no atomic operation on
+//! a shared line), and the actor takes each message from it just before calling its
+//! handler. The core is told once per stretch of work: the first message into an idle lane
+//! also queues a *poke* in the actor's mailbox, and the actor, handling the poke, drains
+//! the lane (up to its budget, then it pokes itself again behind whatever the mailbox got
+//! meanwhile). A message a Python sender gets into the lane so takes the place of that
+//! poke, which is behind everything the sender queued before: per-sender order holds. A
+//! send to a *parked* actor with an empty lane takes the core's path (handing the message
+//! over wakes the actor at once), so request/response hops and fan-outs pay nothing extra.
+//!
+//! Lanes are made for push actors run on the scheduler with unbounded mailboxes (bounds
+//! and overflow policies are the core's), and only where the interpreter has a lock
+//! (free-threaded builds send through the core).
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::ffi::{c_int, c_void};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use iris::{ActorView, Behavior, Bytes, Flow, Message, Pid};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::convert::Payload;
+use crate::handler::{format_exception, stop};
+use crate::mailbox::touching_mailboxes;
+
+/// A value touched only by the holder of the interpreter lock.
+///
+/// Every access goes through [`GilCell::with`], which takes a [`Python`] token; the closure
+/// given to it must run no Python code (not even a reference drop that could run a
+/// finalizer), so the lock is held for the whole borrow. The `RefCell` turns a use from
+/// inside such a borrow into a refused access rather than undefined behaviour.
+struct GilCell<T>(RefCell<T>);
+
+// SAFETY: lanes exist only where the interpreter has a lock ([`Lanes::new`]). Each access
+// holds a `Python` token, so it runs while this thread holds that lock, and the closure runs
+// no Python code, so the lock is not let go meanwhile: accesses from different threads
+// never overlap. The values inside (queues of `Py` references, flags) may move between
+// threads.
+unsafe impl<T: Send> Sync for GilCell<T> {}
+
+impl<T> GilCell<T> {
+    fn new(value: T) -> GilCell<T> {
+        GilCell(RefCell::new(value))
+    }
+
+    /// Runs `f` on the value; `None` if it is borrowed already (a re-entrant use).
+    fn with<R>(&self, _py: Python<'_>, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        let mut value = self.0.try_borrow_mut().ok()?;
+        Some(f(&mut value))
+    }
+}
+
+/// A behaviour's hold on its actor's lane (weak: the lane holds a view of the actor, which
+/// holds its behaviours).
+pub(crate) struct LaneUse {
+    lane: Weak<Lane>,
+}
+
+/// The payload of a poke. A poke is recognised by its address: user payloads are copies
+/// or the converter's own one-byte statics, never this one.
+static POKE: [u8; 1] = [b'P'];
+
+fn poke() -> Message {
+    Message::User(Bytes::from_static(&POKE))
+}
+
+/// `true` for the lane's wake-up message.
+pub(crate) fn is_poke(msg: &Message) -> bool {
+    matches!(msg, Message::User(b) if b.len() == 1 && std::ptr::eq(b.as_ptr(), POKE.as_ptr()))
+}
+
+/// One actor's lane.
+pub(crate) struct Lane {
+    /// The actor, set once it is spawned; dropped with the lane once the actor ended.
+    view: OnceLock<ActorView>,
+    /// Messages handled per poke (the actor's reduction budget).
+    budget: usize,
+    state: GilCell<LaneState>,
+}
+
+#[derive(Default)]
+struct LaneState {
+    queue: VecDeque<Py<PyAny>>,
+    /// `true` from the first message into an idle lane until a drain finds it empty: a poke
+    /// is queued or being handled, so a send only adds to the queue.
+    poked: bool,
+    /// `true` while a poke sits in the mailbox (for `mailbox_size`).
+    poke_queued: bool,
+}
+
+/// A PID hasher for the lane map (PIDs are distinct integers: one multiply spreads them).
+#[derive(Default)]
+struct PidHash(u64);
+
+impl Hasher for PidHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type LaneMap = HashMap<Pid, Arc<Lane>, BuildHasherDefault<PidHash>>;
+
+/// A runtime's lanes, by PID.
+pub(crate) struct Lanes {
+    enabled: bool,
+    shared: Arc<Shared>,
+}
+
+/// What the exit notices of the lanes' actors reach (weakly: the lanes hold the actors).
+struct Shared {
+    map: GilCell<LaneMap>,
+    /// PIDs of actors that ended, whose lanes are still in `map`.
+    ended: Mutex<Vec<Pid>>,
+    /// `ended` is not empty.
+    any_ended: AtomicBool,
+    /// A sweep is scheduled as an interpreter pending call.
+    sweep_scheduled: AtomicBool,
+}
+
+impl Lanes {
+    /// Lanes for a new runtime: on unless the interpreter runs without its lock.
+    pub(crate) fn new(py: Python<'_>) -> Lanes {
+        let gil_enabled = py
+            .import("sys")
+            .and_then(|sys| match sys.getattr("_is_gil_enabled") {
+                Ok(f) => f.call0()?.extract::<bool>(),
+                Err(_) => Ok(true),
+            })
+            .unwrap_or(false);
+        Lanes {
+            enabled: gil_enabled && std::env::var_os("IRIS_NO_LANES").is_none(),
+            shared: Arc::new(Shared {
+                map: GilCell::new(LaneMap::default()),
+                ended: Mutex::new(Vec::new()),
+                any_ended: AtomicBool::new(false),
+                sweep_scheduled: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// A lane for a push actor about to be spawned with `budget`, and the behaviour's hold
+    /// on it; `None` when lanes are off.
+    pub(crate) fn prepare(&self, budget: usize) -> Option<(Arc<Lane>, LaneUse)> {
+        if !self.enabled {
+            return None;
+        }
+        let lane = Arc::new(Lane {
+            view: OnceLock::new(),
+            budget: budget.max(1),
+            state: GilCell::new(LaneState::default()),
+        });
+        let hold = LaneUse {
+            lane: Arc::downgrade(&lane),
+        };
+        Some((lane, hold))
+    }
+
+    /// `behavior` telling these lanes when its actor ends (for the lane's first behaviour).
+    pub(crate) fn noticed(&self, behavior: Behavior) -> Behavior {
+        let shared = Arc::downgrade(&self.shared);
+        behavior.with_exit_notice(move |pid| {
+            if let Some(shared) = shared.upgrade() {
+                shared.note_ended(&shared, pid);
+            }
+        })
+    }
+
+    /// Opens `lane` (from [`Lanes::prepare`]) for the push actor `pid`, just spawned.
+    pub(crate) fn open(&self, py: Python<'_>, rt: &iris::Runtime, pid: Pid, lane: Arc<Lane>) {
+        self.shared.sweep(py);
+        let Some(view) = rt.view(pid) else {
+            return;
+        };
+        let _ = lane.view.set(view);
+        self.shared.map.with(py, |m| m.insert(pid, lane));
+    }
+
+    /// Drops every lane (the runtime shut down or goes).
+    pub(crate) fn clear(&self, py: Python<'_>) {
+        let all = self.shared.map.with(py, std::mem::take);
+        drop(all);
+    }
+
+    /// Forgets every lane without dropping it (a runtime inherited through `fork`, whose
+    /// actors' locks may be held by threads that are not in this process).
+    pub(crate) fn forget_all(&self, py: Python<'_>) {
+        std::mem::forget(self.shared.map.with(py, std::mem::take));
+    }
+
+    /// Removes the lanes of actors that ended since the last sweep.
+    pub(crate) fn sweep(&self, py: Python<'_>) {
+        self.shared.sweep(py);
+    }
+
+    /// `true` if `pid` has a lane.
+    pub(crate) fn has(&self, py: Python<'_>, pid: Pid) -> bool {
+        self.enabled && self.get(py, pid).is_some()
+    }
+
+    /// A hold on `pid`'s lane for a new behaviour of it (a hot swap); `None` if it has none.
+    pub(crate) fn shared(&self, py: Python<'_>, pid: Pid) -> Option<LaneUse> {
+        Some(LaneUse {
+            lane: Arc::downgrade(&self.get(py, pid)?),
+        })
+    }
+
+    /// The lane of `pid`, if it has one.
+    fn get(&self, py: Python<'_>, pid: Pid) -> Option<Arc<Lane>> {
+        self.shared.map.with(py, |m| m.get(&pid).cloned()).flatten()
+    }
+
+    /// Removes the lane of an actor that ended.
+    fn forget(&self, py: Python<'_>, pid: Pid) {
+        let lane = self.shared.map.with(py, |m| m.remove(&pid)).flatten();
+        drop(lane);
+    }
+
+    /// Sends `data` to `pid` through its lane: `Some(sent)` when the lane took the send,
+    /// `None` when the core's path must (no lane, the actor parked with an empty lane or
+    /// ended).
+    pub(crate) fn send(
+        &self,
+        py: Python<'_>,
+        rt: &iris::Runtime,
+        pid: Pid,
+        data: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<bool>> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        self.shared.sweep(py);
+        // An immutable `bytes` goes as it is, decided and queued in one look at the table;
+        // any other bytes-like object is copied once the lane is known to take it (as the
+        // core's path copies it).
+        let mut obj = data
+            .is_exact_instance_of::<PyBytes>()
+            .then(|| data.clone().unbind());
+        loop {
+            let take = self
+                .shared
+                .map
+                .with(py, |m| {
+                    m.get(&pid).map_or(Take::NoLane, |l| l.offer(py, &mut obj))
+                })
+                .unwrap_or(Take::NoLane);
+            return Ok(match take {
+                Take::NoLane | Take::Core => None,
+                Take::Ended => {
+                    self.forget(py, pid);
+                    None
+                }
+                Take::Queued => Some(true),
+                Take::Poke => Some(touching_mailboxes(py, || rt.send(pid, poke()).is_ok())),
+                Take::Convert => {
+                    let payload: Payload = data.extract()?;
+                    obj = Some(PyBytes::new(py, &payload.0).into_any().unbind());
+                    continue;
+                }
+            });
+        }
+    }
+
+    /// Messages waiting in `pid`'s lane, less the poke the core counts for them.
+    pub(crate) fn adjust_size(&self, py: Python<'_>, pid: Pid, core: usize) -> usize {
+        let Some(lane) = self.get(py, pid) else {
+            return core;
+        };
+        lane.state
+            .with(py, |s| {
+                core.saturating_sub(usize::from(s.poke_queued)) + s.queue.len()
+            })
+            .unwrap_or(core)
+    }
+}
+
+/// What a lane made of a send.
+enum Take {
+    /// No lane: the core's path.
+    NoLane,
+    /// The actor ended: the core's path answers (and the lane goes).
+    Ended,
+    /// The actor is parked with an empty lane: the core's path hands the message over.
+    Core,
+    /// Queued behind a poke already on its way.
+    Queued,
+    /// Queued first: a poke must be sent.
+    Poke,
+    /// The lane takes it, once copied into a `bytes`.
+    Convert,
+}
+
+impl Shared {
+    /// Lists `pid` for the next sweep, and asks the interpreter to run one soon (a sweep
+    /// needs its lock, which an exit procedure must not wait for).
+    fn note_ended(&self, this: &Arc<Shared>, pid: Pid) {
+        self.ended
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(pid);
+        self.any_ended.store(true, Ordering::Release);
+        if crate::exiting::exiting() || self.sweep_scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let arg = Weak::into_raw(Arc::downgrade(this)) as *mut c_void;
+        // SAFETY: `Py_AddPendingCall` may be called from any thread without the interpreter
+        // lock while the interpreter is initialized (the exit hook marks `exiting` before it
+        // is finalized). `arg` is a leaked `Weak<Shared>` that `sweep_pending` takes back.
+        if unsafe { pyo3::ffi::Py_AddPendingCall(Some(sweep_pending), arg) } != 0 {
+            // The queue is full: take the weak handle back; the next send or spawn sweeps.
+            // SAFETY: `arg` came from `Weak::into_raw` just above and was not handed over.
+            drop(unsafe { Weak::from_raw(arg as *const Shared) });
+            self.sweep_scheduled.store(false, Ordering::Release);
+        }
+    }
+
+    /// Removes the lanes of actors that ended since the last sweep.
+    fn sweep(&self, py: Python<'_>) {
+        if !self.any_ended.load(Ordering::Acquire) {
+            return;
+        }
+        self.any_ended.store(false, Ordering::Release);
+        let pids = std::mem::take(&mut *self.ended.lock().unwrap_or_else(|e| e.into_inner()));
+        let swept: Option<Vec<Arc<Lane>>> = self
+            .map
+            .with(py, |m| pids.iter().filter_map(|p| m.remove(p)).collect());
+        // Dropped here, out of the borrow: the queued messages' finalizers may run Python.
+        drop(swept);
+    }
+}
+
+/// An interpreter pending call (run by the main thread, with the lock): sweeps the lanes of
+/// the runtime `arg` (a leaked `Weak<Shared>`) points to, if it still exists.
+extern "C" fn sweep_pending(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `Weak<Shared>` leaked by `note_ended` for this call alone.
+    let shared = unsafe { Weak::from_raw(arg as *const Shared) };
+    if let Some(shared) = shared.upgrade() {
+        shared.sweep_scheduled.store(false, Ordering::Release);
+        // SAFETY: pending calls run with the interpreter lock held.
+        let py = unsafe { Python::assume_attached() };
+        shared.sweep(py);
+    }
+    0
+}
+
+impl Lane {
+    /// Queues `obj` (taking it) unless the core's path must carry the send. Runs no Python
+    /// code (the caller holds the table's borrow).
+    fn offer(&self, py: Python<'_>, obj: &mut Option<Py<PyAny>>) -> Take {
+        let parked = match self.view.get() {
+            Some(v) if v.is_alive() => v.is_parked(),
+            _ => return Take::Ended,
+        };
+        self.state
+            .with(py, |s| {
+                if parked && !s.poked && s.queue.is_empty() {
+                    return Take::Core;
+                }
+                let Some(obj) = obj.take() else {
+                    return Take::Convert;
+                };
+                s.queue.push_back(obj);
+                if s.poked {
+                    Take::Queued
+                } else {
+                    s.poked = true;
+                    s.poke_queued = true;
+                    Take::Poke
+                }
+            })
+            .unwrap_or(Take::NoLane)
+    }
+}
+
+/// Handles a poke: calls `handler` on the lane's messages, in order, up to the budget.
+pub(crate) fn drain(py: Python<'_>, handler: &Py<PyAny>, lane: &LaneUse) -> Flow {
+    let Some(lane) = lane.lane.upgrade() else {
+        return Flow::Continue;
+    };
+    let Some(view) = lane.view.get() else {
+        return Flow::Continue;
+    };
+    lane.state.with(py, |s| s.poke_queued = false);
+    let version = view.behavior_version();
+    let handler = handler.bind(py);
+    let stop = stop(py).bind(py);
+    for _ in 0..lane.budget {
+        let next = lane.state.with(py, |s| {
+            let msg = s.queue.pop_front();
+            if msg.is_none() {
+                s.poked = false;
+            }
+            msg
+        });
+        let msg = match next {
+            Some(Some(msg)) => msg,
+            Some(None) => return Flow::Continue,
+            None => break,
+        };
+        match handler.call1((msg,)) {
+            Ok(ret) if ret.is(stop) => return Flow::Stop,
+            Ok(_) => {}
+            Err(e) => return Flow::Crash(format_exception(py, &e)),
+        }
+        // Stopped or killed meanwhile: the core ends the actor after this call.
+        if !view.is_alive() {
+            return Flow::Continue;
+        }
+        // Swapped: the next message is the new handler's.
+        if view.behavior_version() != version {
+            break;
+        }
+    }
+    // The budget is spent or the handler changed: the rest waits behind a new poke, after
+    // what the mailbox holds now.
+    let more = lane.state.with(py, |s| {
+        let more = !s.queue.is_empty();
+        s.poked = more;
+        s.poke_queued = more;
+        more
+    });
+    if more == Some(true) && view.queue_own(poke()).is_err() {
+        lane.state.with(py, |s| s.poke_queued = false);
+    }
+    Flow::Continue
+}
