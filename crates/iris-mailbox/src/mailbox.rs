@@ -409,6 +409,7 @@ impl<M> Mailbox<M> {
     }
 
     /// `true` once [`Mailbox::close`] ran.
+    #[inline]
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }

@@ -26,6 +26,7 @@ static FORKS: AtomicU64 = AtomicU64::new(0);
 
 /// How many forks this process descends from: a runtime made at another count belongs to an
 /// ancestor, whose threads are not here.
+#[inline]
 pub(crate) fn forks() -> u64 {
     FORKS.load(Ordering::SeqCst)
 }

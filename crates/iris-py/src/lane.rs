@@ -28,9 +28,9 @@ use iris::{ActorView, Behavior, Bytes, Flow, Message, Pid};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::convert::Payload;
+use crate::convert::{Payload, payload_bytes};
 use crate::handler::{format_exception, stop};
-use crate::mailbox::touching_mailboxes;
+use crate::mailbox::{MATCHERS, touching_mailboxes};
 
 /// A value touched only by the holder of the interpreter lock.
 ///
@@ -117,7 +117,53 @@ impl Hasher for PidHash {
     }
 }
 
-type LaneMap = HashMap<Pid, Arc<Lane>, BuildHasherDefault<PidHash>>;
+/// The lanes by PID, and the last one a send found (a sender mostly sends to one actor).
+#[derive(Default)]
+struct LaneMap {
+    lanes: HashMap<Pid, Arc<Lane>, BuildHasherDefault<PidHash>>,
+    /// The PID and lane of the last lookup that found one; the lane is in `lanes` (removing
+    /// it clears this), so the pointer is valid while the entry is.
+    last: Option<(Pid, std::ptr::NonNull<Lane>)>,
+}
+
+// SAFETY: `last` points into an `Arc<Lane>` held by `lanes` (see there); `Lane` is `Sync`
+// and `Send`, so sending the map sends what the pointer shares.
+unsafe impl Send for LaneMap {}
+
+impl LaneMap {
+    #[inline]
+    fn get(&mut self, pid: Pid) -> Option<&Lane> {
+        match self.last {
+            // SAFETY: `last` is cleared whenever its entry leaves `lanes`, and `&mut self`
+            // keeps `lanes` from changing while the reference lives.
+            Some((p, lane)) if p == pid => Some(unsafe { lane.as_ref() }),
+            _ => {
+                let lane = self.lanes.get(&pid)?;
+                self.last = Some((pid, std::ptr::NonNull::from(&**lane)));
+                Some(lane)
+            }
+        }
+    }
+
+    /// Adds `pid`'s lane; one it replaced (PIDs are not reused) comes back, for the caller to
+    /// drop out of the borrow.
+    fn insert(&mut self, pid: Pid, lane: Arc<Lane>) -> Option<Arc<Lane>> {
+        let old = self.lanes.insert(pid, lane);
+        if old.is_some() {
+            self.last = None;
+        }
+        old
+    }
+
+    /// Removes `pid`'s lane; the caller drops it out of the borrow.
+    fn remove(&mut self, pid: Pid) -> Option<Arc<Lane>> {
+        let lane = self.lanes.remove(&pid)?;
+        if matches!(self.last, Some((p, _)) if p == pid) {
+            self.last = None;
+        }
+        Some(lane)
+    }
+}
 
 /// A runtime's lanes, by PID.
 pub(crate) struct Lanes {
@@ -191,7 +237,8 @@ impl Lanes {
             return;
         };
         let _ = lane.view.set(view);
-        self.shared.map.with(py, |m| m.insert(pid, lane));
+        let replaced = self.shared.map.with(py, |m| m.insert(pid, lane));
+        drop(replaced);
     }
 
     /// Drops every lane (the runtime shut down or goes).
@@ -225,12 +272,15 @@ impl Lanes {
 
     /// The lane of `pid`, if it has one.
     fn get(&self, py: Python<'_>, pid: Pid) -> Option<Arc<Lane>> {
-        self.shared.map.with(py, |m| m.get(&pid).cloned()).flatten()
+        self.shared
+            .map
+            .with(py, |m| m.lanes.get(&pid).cloned())
+            .flatten()
     }
 
     /// Removes the lane of an actor that ended.
     fn forget(&self, py: Python<'_>, pid: Pid) {
-        let lane = self.shared.map.with(py, |m| m.remove(&pid)).flatten();
+        let lane = self.shared.map.with(py, |m| m.remove(pid)).flatten();
         drop(lane);
     }
 
@@ -259,7 +309,8 @@ impl Lanes {
                 .shared
                 .map
                 .with(py, |m| {
-                    m.get(&pid).map_or(Take::NoLane, |l| l.offer(py, &mut obj))
+                    m.get(pid)
+                        .map_or(Take::NoLane, |l| l.offer(py, rt, &mut obj))
                 })
                 .unwrap_or(Take::NoLane);
             return Ok(match take {
@@ -269,6 +320,7 @@ impl Lanes {
                     None
                 }
                 Take::Queued => Some(true),
+                Take::Sent(sent) => Some(sent),
                 Take::Poke => Some(touching_mailboxes(py, || rt.send(pid, poke()).is_ok())),
                 Take::Convert => {
                     let payload: Payload = data.extract()?;
@@ -304,6 +356,8 @@ enum Take {
     Queued,
     /// Queued first: a poke must be sent.
     Poke,
+    /// Handed to the core here (`true`: queued).
+    Sent(bool),
     /// The lane takes it, once copied into a `bytes`.
     Convert,
 }
@@ -333,15 +387,20 @@ impl Shared {
     }
 
     /// Removes the lanes of actors that ended since the last sweep.
+    #[inline]
     fn sweep(&self, py: Python<'_>) {
-        if !self.any_ended.load(Ordering::Acquire) {
-            return;
+        if self.any_ended.load(Ordering::Acquire) {
+            self.sweep_ended(py);
         }
+    }
+
+    #[inline(never)]
+    fn sweep_ended(&self, py: Python<'_>) {
         self.any_ended.store(false, Ordering::Release);
         let pids = std::mem::take(&mut *self.ended.lock().unwrap_or_else(|e| e.into_inner()));
         let swept: Option<Vec<Arc<Lane>>> = self
             .map
-            .with(py, |m| pids.iter().filter_map(|p| m.remove(p)).collect());
+            .with(py, |m| pids.iter().filter_map(|p| m.remove(*p)).collect());
         // Dropped here, out of the borrow: the queued messages' finalizers may run Python.
         drop(swept);
     }
@@ -364,15 +423,27 @@ extern "C" fn sweep_pending(arg: *mut c_void) -> c_int {
 impl Lane {
     /// Queues `obj` (taking it) unless the core's path must carry the send. Runs no Python
     /// code (the caller holds the table's borrow).
-    fn offer(&self, py: Python<'_>, obj: &mut Option<Py<PyAny>>) -> Take {
-        let parked = match self.view.get() {
-            Some(v) if v.is_alive() => v.is_parked(),
+    fn offer(&self, py: Python<'_>, rt: &iris::Runtime, obj: &mut Option<Py<PyAny>>) -> Take {
+        let (view, parked) = match self.view.get() {
+            Some(v) if v.is_alive() => (v, v.is_parked()),
             _ => return Take::Ended,
         };
         self.state
             .with(py, |s| {
                 if parked && !s.poked && s.queue.is_empty() {
-                    return Take::Core;
+                    // Handed over by the core, which wakes the actor at once; here, while no
+                    // matcher may make a send let go of the interpreter (see
+                    // `touching_mailboxes`), without looking the PID up again.
+                    return match obj {
+                        Some(b) if MATCHERS.load(Ordering::SeqCst) == 0 => {
+                            let data = match b.bind(py).cast::<PyBytes>() {
+                                Ok(b) => payload_bytes(b.as_bytes()),
+                                Err(_) => return Take::Core,
+                            };
+                            Take::Sent(rt.send_to(view, Message::User(data)).is_ok())
+                        }
+                        _ => Take::Core,
+                    };
                 }
                 let Some(obj) = obj.take() else {
                     return Take::Convert;

@@ -25,6 +25,7 @@ fn _iris(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     mailbox::note_main_thread(py);
     m.add_class::<runtime::PyRuntime>()?;
+    runtime::install_fast_send(py)?;
     m.add_class::<mailbox::PyMailbox>()?;
     m.add_class::<convert::PySystemMessage>()?;
     m.add_class::<convert::PyExitInfo>()?;

@@ -122,6 +122,7 @@ impl PyRuntime {
 
     /// The runtime, for a call that would start or feed actors: an error in a forked child,
     /// where the runtime's threads are not (its actors would never run).
+    #[inline]
     fn here(&self) -> PyResult<&iris::Runtime> {
         if self.forks != crate::exiting::forks() {
             return Err(err(
@@ -248,6 +249,7 @@ impl PyRuntime {
     }
 
     /// Sends a bytes-like object: through the actor's lane when it takes it, else the core.
+    #[inline]
     fn send_obj(&self, py: Python<'_>, pid: Pid, data: &Bound<'_, PyAny>) -> PyResult<bool> {
         if let Some(sent) = self.lanes.send(py, self.rt(), pid, data)? {
             return Ok(sent);
@@ -921,5 +923,166 @@ impl PyRuntime {
 
     fn __repr__(&self) -> String {
         format!("Runtime(actors={})", self.rt().actor_count())
+    }
+}
+
+/// Installs the fast `Runtime.send` ([`fast_send`]).
+pub(crate) fn install_fast_send(py: Python<'_>) -> PyResult<()> {
+    fast_send::install(py)
+}
+
+/// `Runtime.send` as the interpreter calls it: a vectorcall method without PyO3's generic
+/// argument handling, for the one call a hot Python sender makes per message. Calls with an
+/// `int` PID and a `bytes` payload, by position, are handled here; any other call (keywords,
+/// other types, a wrong count) goes to the PyO3 method it replaces, which raises as usual.
+mod fast_send {
+    use std::ffi::c_char;
+    use std::sync::OnceLock;
+
+    use pyo3::ffi;
+    use pyo3::prelude::*;
+
+    use super::PyRuntime;
+
+    /// The PyO3 method the fast one replaces (it handles every other call).
+    static GENERIC: OnceLock<Py<PyAny>> = OnceLock::new();
+
+    /// The method definition (it must outlive the type).
+    struct Def(ffi::PyMethodDef);
+    // SAFETY: the definition is written once, before it is shared, and only read after.
+    unsafe impl Sync for Def {}
+    unsafe impl Send for Def {}
+    static DEF: OnceLock<Def> = OnceLock::new();
+
+    /// Replaces `Runtime.send` with the fast method; keeps the PyO3 one for other calls.
+    pub(super) fn install(py: Python<'_>) -> PyResult<()> {
+        let ty = py.get_type::<PyRuntime>();
+        let generic = ty.getattr("send")?;
+        let doc = format!(
+            "send($self, pid, data)\n--\n\n{}\0",
+            generic
+                .getattr("__doc__")
+                .and_then(|d| d.extract::<String>())
+                .unwrap_or_default()
+                .replace('\0', "")
+        );
+        let doc: &'static str = Box::leak(doc.into_boxed_str());
+        let _ = GENERIC.set(generic.unbind());
+        let def = DEF.get_or_init(|| {
+            Def(ffi::PyMethodDef {
+                ml_name: c"send".as_ptr(),
+                ml_meth: ffi::PyMethodDefPointer {
+                    PyCFunctionFastWithKeywords: send,
+                },
+                ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
+                ml_doc: doc.as_ptr().cast::<c_char>(),
+            })
+        });
+        // SAFETY: `ty` is the live `Runtime` type object; `def` is 'static and never written
+        // again (the interpreter only reads it). A new reference comes back, or null with an
+        // exception set.
+        let descr = unsafe {
+            let raw =
+                ffi::PyDescr_NewMethod(ty.as_type_ptr(), std::ptr::from_ref(&def.0).cast_mut());
+            Bound::from_owned_ptr_or_err(py, raw)?
+        };
+        ty.setattr("send", descr)
+    }
+
+    /// The fast `send(pid, data)`.
+    unsafe extern "C" fn send(
+        slf: *mut ffi::PyObject,
+        args: *const *mut ffi::PyObject,
+        nargsf: ffi::Py_ssize_t,
+        kwnames: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject {
+        // SAFETY: the interpreter calls a method with its lock held; `slf` is a `Runtime`
+        // (the descriptor checks the type) and `args` holds `nargs` borrowed references.
+        unsafe {
+            let nargs = ffi::PyVectorcall_NARGS(nargsf as usize);
+            let py = Python::assume_attached();
+            if !kwnames.is_null()
+                || nargs != 2
+                || ffi::PyLong_CheckExact(*args) == 0
+                || ffi::PyBytes_CheckExact(*args.add(1)) == 0
+            {
+                return generic(py, slf, args, nargs, kwnames);
+            }
+            let pid = ffi::PyLong_AsUnsignedLongLong(*args);
+            // Negative or too big: no such PID (as the generic method reads it).
+            let pid = if pid == u64::MAX && !ffi::PyErr_Occurred().is_null() {
+                ffi::PyErr_Clear();
+                0
+            } else {
+                pid
+            };
+            let rt = Borrowed::from_ptr(py, slf).cast_unchecked::<PyRuntime>();
+            let data = Borrowed::from_ptr(py, *args.add(1));
+            let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let rt = rt.get();
+                rt.here()?;
+                rt.send_obj(py, pid, &data)
+            }));
+            let result = match sent {
+                Ok(Ok(sent)) => Ok(sent),
+                Ok(Err(e)) => Err(e),
+                Err(panic) => Err(pyo3::panic::PanicException::new_err(iris_panic_message(
+                    panic.as_ref(),
+                ))),
+            };
+            match result {
+                Ok(true) => ffi::Py_NewRef(ffi::Py_True()),
+                Ok(false) => ffi::Py_NewRef(ffi::Py_False()),
+                Err(e) => {
+                    e.restore(py);
+                    std::ptr::null_mut()
+                }
+            }
+        }
+    }
+
+    /// Hands a call the fast path does not take to the PyO3 method.
+    ///
+    /// # Safety
+    /// As [`send`]'s arguments.
+    unsafe fn generic(
+        py: Python<'_>,
+        slf: *mut ffi::PyObject,
+        args: *const *mut ffi::PyObject,
+        nargs: ffi::Py_ssize_t,
+        kwnames: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject {
+        let Some(generic) = GENERIC.get() else {
+            pyo3::exceptions::PyRuntimeError::new_err("Runtime.send is not installed").restore(py);
+            return std::ptr::null_mut();
+        };
+        let kw = if kwnames.is_null() {
+            0
+        } else {
+            // SAFETY: `kwnames` is a tuple of the keyword names.
+            unsafe { ffi::PyTuple_GET_SIZE(kwnames) }
+        };
+        let total = (nargs + kw) as usize;
+        let mut all: Vec<*mut ffi::PyObject> = Vec::with_capacity(total + 1);
+        all.push(slf);
+        // SAFETY: `args` holds `nargs` positional then `kw` keyword values.
+        all.extend((0..total).map(|i| unsafe { *args.add(i) }));
+        // SAFETY: `all` holds borrowed references that outlive the call; the result is a
+        // new reference or null with an exception set, which the caller returns as it is.
+        unsafe {
+            ffi::PyObject_Vectorcall(
+                generic.as_ptr(),
+                all.as_ptr(),
+                (nargs + 1) as usize,
+                kwnames,
+            )
+        }
+    }
+
+    fn iris_panic_message(p: &(dyn std::any::Any + Send)) -> String {
+        p.downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic in Runtime.send".to_owned())
     }
 }

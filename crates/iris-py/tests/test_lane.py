@@ -5,8 +5,10 @@ mailbox size, and many threads and actors at once."""
 
 from __future__ import annotations
 
+import gc
 import random
 import threading
+import weakref
 
 import pytest
 
@@ -288,3 +290,27 @@ def test_ended_actors_lanes_are_swept_as_new_ones_come(rt, until):
         done.append(round_)
     assert len(done) == 30
     assert rt.actor_count() == 0
+
+
+def test_an_ended_actors_handler_is_released_without_further_sends(rt, until):
+    # The lane holds its actor; the actor's end must let both go (a pending call sweeps
+    # the lane), or a dead actor would keep its handler, and all it refers to, alive.
+    class Handler:
+        def __call__(self, msg):
+            return iris.STOP if msg == b"quit" else None
+
+    handler = Handler()
+    ref = weakref.ref(handler)
+    pid, open_gate = held(rt, handler)
+    assert rt.send(pid, b"a")
+    assert rt.send(pid, b"quit")
+    del handler
+    open_gate()
+    assert rt.join(pid, timeout=5).reason == "Normal"
+
+    def released():
+        gc.collect()
+        rt.is_alive(pid)  # any call into the binding applies deferred reference drops
+        return ref() is None
+
+    assert until(released)

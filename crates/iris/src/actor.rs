@@ -272,6 +272,7 @@ impl Actor {
         }
     }
 
+    #[inline]
     pub(crate) fn is_alive(&self) -> bool {
         !self.mailbox.is_closed()
     }

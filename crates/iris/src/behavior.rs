@@ -269,6 +269,7 @@ impl Behaviors {
         self.with_current(|_, b| b.batch.clone().map(|g| (g, b.spans)))
     }
 
+    #[inline]
     pub(crate) fn version(&self) -> u64 {
         self.with_current(|v, _| v)
     }

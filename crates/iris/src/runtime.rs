@@ -312,23 +312,27 @@ pub struct ActorView {
 
 impl ActorView {
     /// The actor's PID.
+    #[inline]
     pub fn pid(&self) -> Pid {
         self.actor.pid
     }
 
     /// `true` while the actor is alive (its mailbox open).
+    #[inline]
     pub fn is_alive(&self) -> bool {
         self.actor.is_alive()
     }
 
     /// `true` while a push actor is parked: no loop or task runs it and none is about to (a
     /// send then wakes it). A running actor, or one with queued messages, is not parked.
+    #[inline]
     pub fn is_parked(&self) -> bool {
         self.actor.dormant.load(Ordering::SeqCst)
     }
 
     /// The version of a push actor's current behaviour (the initial one is 1); `None` for
     /// other actors.
+    #[inline]
     pub fn behavior_version(&self) -> Option<u64> {
         match &self.actor.kind {
             Kind::Push { behaviors, .. } => Some(behaviors.version()),
@@ -1020,6 +1024,16 @@ impl Runtime {
             rt: self.clone(),
             actor,
         })
+    }
+
+    /// Sends a message to the actor `view` shows, as [`Runtime::send`] to its PID does,
+    /// without looking the PID up (the view must come from this runtime).
+    pub fn send_to(&self, view: &ActorView, msg: Message) -> Result<(), SendError> {
+        let pid = view.actor.pid;
+        match self.hop(pid, &view.actor, msg) {
+            Hop::Done(r) => r,
+            hop => self.finish_send(self.follow(pid, pid, hop, Vec::new())),
+        }
     }
 
     /// A view of the local actor `pid` for polling its state ([`ActorView`]); `None` if it
