@@ -397,6 +397,7 @@ impl<M> Mailbox<M> {
     /// `true` when any message (system, stashed or user) is waiting. Takes no lock: it reads
     /// the mirrored lane state, then the consumer buffer's published length (in that order:
     /// a refill publishes the buffer before it clears the lane's flag).
+    #[inline]
     pub fn has_messages(&self) -> bool {
         self.urgent.load(Ordering::SeqCst) > 0
             || self.lane.load(Ordering::SeqCst)

@@ -22,7 +22,7 @@ use std::collections::{HashMap, VecDeque};
 use std::ffi::{c_int, c_void};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use iris::{ActorView, Behavior, Bytes, Flow, Message, Pid};
 use pyo3::prelude::*;
@@ -59,10 +59,10 @@ impl<T> GilCell<T> {
     }
 }
 
-/// A behaviour's hold on its actor's lane (weak: the lane holds a view of the actor, which
-/// holds its behaviours).
+/// A behaviour's hold on its actor's lane: the lanes of its runtime (weakly: a lane holds
+/// a view of its actor, which holds its behaviours).
 pub(crate) struct LaneUse {
-    lane: Weak<Lane>,
+    shared: Weak<Shared>,
 }
 
 /// The payload of a poke. A poke is recognised by its address: user payloads are copies
@@ -78,17 +78,12 @@ pub(crate) fn is_poke(msg: &Message) -> bool {
     matches!(msg, Message::User(b) if b.len() == 1 && std::ptr::eq(b.as_ptr(), POKE.as_ptr()))
 }
 
-/// One actor's lane.
-pub(crate) struct Lane {
-    /// The actor, set once it is spawned; dropped with the lane once the actor ended.
-    view: OnceLock<ActorView>,
+/// One actor's lane, kept in the lane table itself (a send finds it with the one lookup).
+struct Lane {
+    /// The actor; dropped with the lane once the actor ended.
+    view: ActorView,
     /// Messages handled per poke (the actor's reduction budget).
     budget: usize,
-    state: GilCell<LaneState>,
-}
-
-#[derive(Default)]
-struct LaneState {
     queue: VecDeque<Py<PyAny>>,
     /// `true` from the first message into an idle lane until a drain finds it empty: a poke
     /// is queued or being handled, so a send only adds to the queue.
@@ -97,7 +92,9 @@ struct LaneState {
     poke_queued: bool,
 }
 
-/// A PID hasher for the lane map (PIDs are distinct integers: one multiply spreads them).
+/// A PID hasher for the lane table: the PID itself in the low bits (PIDs spawned together,
+/// and so used together, share cache lines), a multiply in the top seven (hashbrown's tag
+/// byte, so a probe rejects neighbours unread), as the core's actor table does.
 #[derive(Default)]
 struct PidHash(u64);
 
@@ -108,38 +105,39 @@ impl Hasher for PidHash {
 
     fn write(&mut self, bytes: &[u8]) {
         for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         }
     }
 
     fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = (n & !(0x7f << 57)) | (n.wrapping_mul(0x9e37_79b9_7f4a_7c15) & (0x7f << 57));
     }
 }
 
-/// The lanes by PID, and the last one a send found (a sender mostly sends to one actor).
+/// The lanes by PID, and where the last lookup found one (a sender mostly sends to one actor,
+/// and the actor drains the same lane).
 #[derive(Default)]
 struct LaneMap {
-    lanes: HashMap<Pid, Arc<Lane>, BuildHasherDefault<PidHash>>,
-    /// The PID and lane of the last lookup that found one; the lane is in `lanes` (removing
-    /// it clears this), so the pointer is valid while the entry is.
+    lanes: HashMap<Pid, Lane, BuildHasherDefault<PidHash>>,
+    /// The PID and lane of the last lookup that found one. Every insert and removal clears
+    /// it (either may move the table's entries), so the pointer is valid while it is set.
     last: Option<(Pid, std::ptr::NonNull<Lane>)>,
 }
 
-// SAFETY: `last` points into an `Arc<Lane>` held by `lanes` (see there); `Lane` is `Sync`
-// and `Send`, so sending the map sends what the pointer shares.
+// SAFETY: `last` points into `lanes` (see there), which is `Send`; sending the map sends the
+// lane the pointer designates along with it.
 unsafe impl Send for LaneMap {}
 
 impl LaneMap {
     #[inline]
-    fn get(&mut self, pid: Pid) -> Option<&Lane> {
+    fn get(&mut self, pid: Pid) -> Option<&mut Lane> {
         match self.last {
-            // SAFETY: `last` is cleared whenever its entry leaves `lanes`, and `&mut self`
-            // keeps `lanes` from changing while the reference lives.
-            Some((p, lane)) if p == pid => Some(unsafe { lane.as_ref() }),
+            // SAFETY: `last` is cleared whenever the table changes shape, and `&mut self`
+            // keeps it from changing while the reference lives.
+            Some((p, mut lane)) if p == pid => Some(unsafe { lane.as_mut() }),
             _ => {
-                let lane = self.lanes.get(&pid)?;
-                self.last = Some((pid, std::ptr::NonNull::from(&**lane)));
+                let lane = self.lanes.get_mut(&pid)?;
+                self.last = Some((pid, std::ptr::NonNull::from(&mut *lane)));
                 Some(lane)
             }
         }
@@ -147,21 +145,15 @@ impl LaneMap {
 
     /// Adds `pid`'s lane; one it replaced (PIDs are not reused) comes back, for the caller to
     /// drop out of the borrow.
-    fn insert(&mut self, pid: Pid, lane: Arc<Lane>) -> Option<Arc<Lane>> {
-        let old = self.lanes.insert(pid, lane);
-        if old.is_some() {
-            self.last = None;
-        }
-        old
+    fn insert(&mut self, pid: Pid, lane: Lane) -> Option<Lane> {
+        self.last = None;
+        self.lanes.insert(pid, lane)
     }
 
     /// Removes `pid`'s lane; the caller drops it out of the borrow.
-    fn remove(&mut self, pid: Pid) -> Option<Arc<Lane>> {
-        let lane = self.lanes.remove(&pid)?;
-        if matches!(self.last, Some((p, _)) if p == pid) {
-            self.last = None;
-        }
-        Some(lane)
+    fn remove(&mut self, pid: Pid) -> Option<Lane> {
+        self.last = None;
+        self.lanes.remove(&pid)
     }
 }
 
@@ -171,7 +163,7 @@ pub(crate) struct Lanes {
     shared: Arc<Shared>,
 }
 
-/// What the exit notices of the lanes' actors reach (weakly: the lanes hold the actors).
+/// What the lanes' actors reach (weakly: the lanes hold the actors).
 struct Shared {
     map: GilCell<LaneMap>,
     /// PIDs of actors that ended, whose lanes are still in `map`.
@@ -203,21 +195,12 @@ impl Lanes {
         }
     }
 
-    /// A lane for a push actor about to be spawned with `budget`, and the behaviour's hold
-    /// on it; `None` when lanes are off.
-    pub(crate) fn prepare(&self, budget: usize) -> Option<(Arc<Lane>, LaneUse)> {
-        if !self.enabled {
-            return None;
-        }
-        let lane = Arc::new(Lane {
-            view: OnceLock::new(),
-            budget: budget.max(1),
-            state: GilCell::new(LaneState::default()),
-        });
-        let hold = LaneUse {
-            lane: Arc::downgrade(&lane),
-        };
-        Some((lane, hold))
+    /// The hold of a push actor about to be spawned on its lane (opened once it is, with
+    /// [`Lanes::open`]); `None` when lanes are off.
+    pub(crate) fn prepare(&self) -> Option<LaneUse> {
+        self.enabled.then(|| LaneUse {
+            shared: Arc::downgrade(&self.shared),
+        })
     }
 
     /// `behavior` telling these lanes when its actor ends (for the lane's first behaviour).
@@ -230,18 +213,24 @@ impl Lanes {
         })
     }
 
-    /// Opens `lane` (from [`Lanes::prepare`]) for the push actor `pid`, just spawned.
-    pub(crate) fn open(&self, py: Python<'_>, rt: &iris::Runtime, pid: Pid, lane: Arc<Lane>) {
+    /// Opens the lane of the push actor `pid`, just spawned with a [`Lanes::prepare`] hold.
+    pub(crate) fn open(&self, py: Python<'_>, rt: &iris::Runtime, pid: Pid, budget: usize) {
         self.shared.sweep(py);
         let Some(view) = rt.view(pid) else {
             return;
         };
-        let _ = lane.view.set(view);
+        let lane = Lane {
+            view,
+            budget: budget.max(1),
+            queue: VecDeque::new(),
+            poked: false,
+            poke_queued: false,
+        };
         let replaced = self.shared.map.with(py, |m| m.insert(pid, lane));
         drop(replaced);
     }
 
-    /// Drops every lane (the runtime shut down or goes).
+    /// Drops every lane (the runtime goes).
     pub(crate) fn clear(&self, py: Python<'_>) {
         let all = self.shared.map.with(py, std::mem::take);
         drop(all);
@@ -260,22 +249,19 @@ impl Lanes {
 
     /// `true` if `pid` has a lane.
     pub(crate) fn has(&self, py: Python<'_>, pid: Pid) -> bool {
-        self.enabled && self.get(py, pid).is_some()
+        self.enabled
+            && self
+                .shared
+                .map
+                .with(py, |m| m.lanes.contains_key(&pid))
+                .unwrap_or(false)
     }
 
     /// A hold on `pid`'s lane for a new behaviour of it (a hot swap); `None` if it has none.
     pub(crate) fn shared(&self, py: Python<'_>, pid: Pid) -> Option<LaneUse> {
-        Some(LaneUse {
-            lane: Arc::downgrade(&self.get(py, pid)?),
+        self.has(py, pid).then(|| LaneUse {
+            shared: Arc::downgrade(&self.shared),
         })
-    }
-
-    /// The lane of `pid`, if it has one.
-    fn get(&self, py: Python<'_>, pid: Pid) -> Option<Arc<Lane>> {
-        self.shared
-            .map
-            .with(py, |m| m.lanes.get(&pid).cloned())
-            .flatten()
     }
 
     /// Removes the lane of an actor that ended.
@@ -285,8 +271,8 @@ impl Lanes {
     }
 
     /// Sends `data` to `pid` through its lane: `Some(sent)` when the lane took the send,
-    /// `None` when the core's path must (no lane, the actor parked with an empty lane or
-    /// ended).
+    /// `None` when the core's path must (no lane, the actor ended, or a case the lane leaves
+    /// to the core).
     pub(crate) fn send(
         &self,
         py: Python<'_>,
@@ -310,7 +296,7 @@ impl Lanes {
                 .map
                 .with(py, |m| {
                     m.get(pid)
-                        .map_or(Take::NoLane, |l| l.offer(py, rt, &mut obj))
+                        .map_or(Take::NoLane, |lane| lane.offer(py, rt, &mut obj))
                 })
                 .unwrap_or(Take::NoLane);
             return Ok(match take {
@@ -331,35 +317,17 @@ impl Lanes {
         }
     }
 
-    /// Messages waiting in `pid`'s lane, less the poke the core counts for them.
+    /// Messages waiting in `pid`'s lane and mailbox (`core`), less the poke the core counts.
     pub(crate) fn adjust_size(&self, py: Python<'_>, pid: Pid, core: usize) -> usize {
-        let Some(lane) = self.get(py, pid) else {
-            return core;
-        };
-        lane.state
-            .with(py, |s| {
-                core.saturating_sub(usize::from(s.poke_queued)) + s.queue.len()
+        self.shared
+            .map
+            .with(py, |m| {
+                m.lanes.get(&pid).map_or(core, |lane| {
+                    core.saturating_sub(usize::from(lane.poke_queued)) + lane.queue.len()
+                })
             })
             .unwrap_or(core)
     }
-}
-
-/// What a lane made of a send.
-enum Take {
-    /// No lane: the core's path.
-    NoLane,
-    /// The actor ended: the core's path answers (and the lane goes).
-    Ended,
-    /// The actor is parked with an empty lane: the core's path hands the message over.
-    Core,
-    /// Queued behind a poke already on its way.
-    Queued,
-    /// Queued first: a poke must be sent.
-    Poke,
-    /// Handed to the core here (`true`: queued).
-    Sent(bool),
-    /// The lane takes it, once copied into a `bytes`.
-    Convert,
 }
 
 impl Shared {
@@ -398,7 +366,7 @@ impl Shared {
     fn sweep_ended(&self, py: Python<'_>) {
         self.any_ended.store(false, Ordering::Release);
         let pids = std::mem::take(&mut *self.ended.lock().unwrap_or_else(|e| e.into_inner()));
-        let swept: Option<Vec<Arc<Lane>>> = self
+        let swept: Option<Vec<Lane>> = self
             .map
             .with(py, |m| pids.iter().filter_map(|p| m.remove(*p)).collect());
         // Dropped here, out of the borrow: the queued messages' finalizers may run Python.
@@ -420,96 +388,135 @@ extern "C" fn sweep_pending(arg: *mut c_void) -> c_int {
     0
 }
 
+/// What a lane made of a send.
+enum Take {
+    /// No lane: the core's path.
+    NoLane,
+    /// The actor ended: the core's path answers (and the lane goes).
+    Ended,
+    /// The actor is parked with an empty lane, and the core must carry the message.
+    Core,
+    /// Queued behind a poke already on its way.
+    Queued,
+    /// Queued first: a poke must be sent.
+    Poke,
+    /// Handed to the core here (`true`: queued).
+    Sent(bool),
+    /// The lane takes it, once copied into a `bytes`.
+    Convert,
+}
+
 impl Lane {
     /// Queues `obj` (taking it) unless the core's path must carry the send. Runs no Python
     /// code (the caller holds the table's borrow).
-    fn offer(&self, py: Python<'_>, rt: &iris::Runtime, obj: &mut Option<Py<PyAny>>) -> Take {
-        let (view, parked) = match self.view.get() {
-            Some(v) if v.is_alive() => (v, v.is_parked()),
-            _ => return Take::Ended,
-        };
-        self.state
-            .with(py, |s| {
-                if parked && !s.poked && s.queue.is_empty() {
-                    // Handed over by the core, which wakes the actor at once; here, while no
-                    // matcher may make a send let go of the interpreter (see
-                    // `touching_mailboxes`), without looking the PID up again.
-                    return match obj {
-                        Some(b) if MATCHERS.load(Ordering::SeqCst) == 0 => {
-                            let data = match b.bind(py).cast::<PyBytes>() {
-                                Ok(b) => payload_bytes(b.as_bytes()),
-                                Err(_) => return Take::Core,
-                            };
-                            Take::Sent(rt.send_to(view, Message::User(data)).is_ok())
-                        }
-                        _ => Take::Core,
+    #[inline]
+    fn offer(&mut self, py: Python<'_>, rt: &iris::Runtime, obj: &mut Option<Py<PyAny>>) -> Take {
+        if !self.view.is_alive() {
+            return Take::Ended;
+        }
+        if !self.poked
+            && self.queue.is_empty()
+            && (self.view.is_parked() || !self.view.has_messages())
+        {
+            // No backlog: the core's hand-over (which wakes a parked actor at once) costs no
+            // more than a poke would. Made here, while no matcher may make a send let go of
+            // the interpreter (see `touching_mailboxes`), without looking the PID up again.
+            return match obj {
+                Some(b) if MATCHERS.load(Ordering::SeqCst) == 0 => {
+                    let data = match b.bind(py).cast::<PyBytes>() {
+                        Ok(b) => payload_bytes(b.as_bytes()),
+                        Err(_) => return Take::Core,
                     };
+                    Take::Sent(rt.send_to(&self.view, Message::User(data)).is_ok())
                 }
-                let Some(obj) = obj.take() else {
-                    return Take::Convert;
-                };
-                s.queue.push_back(obj);
-                if s.poked {
-                    Take::Queued
-                } else {
-                    s.poked = true;
-                    s.poke_queued = true;
-                    Take::Poke
-                }
-            })
-            .unwrap_or(Take::NoLane)
+                _ => Take::Core,
+            };
+        }
+        let Some(obj) = obj.take() else {
+            return Take::Convert;
+        };
+        self.queue.push_back(obj);
+        if self.poked {
+            Take::Queued
+        } else {
+            self.poked = true;
+            self.poke_queued = true;
+            Take::Poke
+        }
     }
 }
 
+/// What a drain step found.
+enum Next {
+    Msg(Py<PyAny>),
+    /// The lane is empty (and no longer poked).
+    Empty,
+    /// The actor was stopped or killed: the core ends it after this call.
+    Ended,
+    /// The behaviour was swapped: the next message is the new handler's.
+    Swapped,
+    /// No lane (gone with the runtime), or the table is busy.
+    Gone,
+}
+
 /// Handles a poke: calls `handler` on the lane's messages, in order, up to the budget.
-pub(crate) fn drain(py: Python<'_>, handler: &Py<PyAny>, lane: &LaneUse) -> Flow {
-    let Some(lane) = lane.lane.upgrade() else {
+pub(crate) fn drain(py: Python<'_>, handler: &Py<PyAny>, hold: &LaneUse) -> Flow {
+    let Some(shared) = hold.shared.upgrade() else {
         return Flow::Continue;
     };
-    let Some(view) = lane.view.get() else {
+    let Some(pid) = iris::current_pid() else {
         return Flow::Continue;
     };
-    lane.state.with(py, |s| s.poke_queued = false);
-    let version = view.behavior_version();
+    let Some(Some((budget, version))) = shared.map.with(py, |m| {
+        m.get(pid).map(|lane| {
+            lane.poke_queued = false;
+            (lane.budget, lane.view.behavior_version())
+        })
+    }) else {
+        return Flow::Continue;
+    };
     let handler = handler.bind(py);
     let stop = stop(py).bind(py);
-    for _ in 0..lane.budget {
-        let next = lane.state.with(py, |s| {
-            let msg = s.queue.pop_front();
-            if msg.is_none() {
-                s.poked = false;
-            }
-            msg
-        });
-        let msg = match next {
-            Some(Some(msg)) => msg,
-            Some(None) => return Flow::Continue,
-            None => break,
-        };
-        match handler.call1((msg,)) {
-            Ok(ret) if ret.is(stop) => return Flow::Stop,
-            Ok(_) => {}
-            Err(e) => return Flow::Crash(format_exception(py, &e)),
-        }
-        // Stopped or killed meanwhile: the core ends the actor after this call.
-        if !view.is_alive() {
-            return Flow::Continue;
-        }
-        // Swapped: the next message is the new handler's.
-        if view.behavior_version() != version {
-            break;
+    for _ in 0..budget {
+        let next = shared
+            .map
+            .with(py, |m| {
+                let Some(lane) = m.get(pid) else {
+                    return Next::Gone;
+                };
+                if !lane.view.is_alive() {
+                    return Next::Ended;
+                }
+                if lane.view.behavior_version() != version {
+                    return Next::Swapped;
+                }
+                match lane.queue.pop_front() {
+                    Some(msg) => Next::Msg(msg),
+                    None => {
+                        lane.poked = false;
+                        Next::Empty
+                    }
+                }
+            })
+            .unwrap_or(Next::Gone);
+        match next {
+            Next::Msg(msg) => match handler.call1((msg,)) {
+                Ok(ret) if ret.is(stop) => return Flow::Stop,
+                Ok(_) => {}
+                Err(e) => return Flow::Crash(format_exception(py, &e)),
+            },
+            Next::Empty | Next::Ended | Next::Gone => return Flow::Continue,
+            Next::Swapped => break,
         }
     }
     // The budget is spent or the handler changed: the rest waits behind a new poke, after
     // what the mailbox holds now.
-    let more = lane.state.with(py, |s| {
-        let more = !s.queue.is_empty();
-        s.poked = more;
-        s.poke_queued = more;
-        more
+    let _ = shared.map.with(py, |m| {
+        if let Some(lane) = m.get(pid) {
+            let more = !lane.queue.is_empty();
+            lane.poked = more;
+            lane.poke_queued = more && lane.view.queue_own(poke()).is_ok();
+        }
     });
-    if more == Some(true) && view.queue_own(poke()).is_err() {
-        lane.state.with(py, |s| s.poke_queued = false);
-    }
     Flow::Continue
 }

@@ -145,22 +145,23 @@ impl PyRuntime {
         self.here()?;
         if !release_gil {
             // Bounded mailboxes keep their policies in the core: no lane.
-            let lane = opts
+            let hold = opts
                 .capacity
                 .is_none()
-                .then(|| self.lanes.prepare(opts.budget))
+                .then(|| self.lanes.prepare())
                 .flatten();
-            let (opened, hold) = lane.unzip();
+            let laned = hold.is_some();
             let mut behavior = sync_behavior(handler, hold);
-            if opened.is_some() {
+            if laned {
                 behavior = self.lanes.noticed(behavior);
             }
+            let budget = opts.budget;
             let pid = self
                 .rt()
                 .try_spawn_behavior(behavior, opts)
                 .map_err(actor_err)?;
-            if let Some(lane) = opened {
-                self.lanes.open(py, self.rt(), pid, lane);
+            if laned {
+                self.lanes.open(py, self.rt(), pid, budget);
             }
             return Ok(pid);
         }

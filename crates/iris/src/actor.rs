@@ -199,6 +199,7 @@ impl Express {
     }
 
     /// `true` while a message waits in the slot.
+    #[inline]
     pub(crate) fn is_full(&self) -> bool {
         self.full.load(Ordering::Acquire)
     }

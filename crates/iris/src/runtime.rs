@@ -330,6 +330,13 @@ impl ActorView {
         self.actor.dormant.load(Ordering::SeqCst)
     }
 
+    /// `true` while messages wait in the actor's mailbox (not counting a batch it took out
+    /// to handle): it is behind its senders. Lock-free.
+    #[inline]
+    pub fn has_messages(&self) -> bool {
+        self.actor.mailbox.has_messages() || self.actor.express.is_full()
+    }
+
     /// The version of a push actor's current behaviour (the initial one is 1); `None` for
     /// other actors.
     #[inline]
