@@ -172,6 +172,9 @@ struct Shared {
     any_ended: AtomicBool,
     /// A sweep is scheduled as an interpreter pending call.
     sweep_scheduled: AtomicBool,
+    /// [`crate::exiting::forks`] when made: a forked child must not drop the lanes (their
+    /// actors' locks may be held by threads that stayed in the parent).
+    forks: u64,
 }
 
 impl Lanes {
@@ -191,6 +194,7 @@ impl Lanes {
                 ended: Mutex::new(Vec::new()),
                 any_ended: AtomicBool::new(false),
                 sweep_scheduled: AtomicBool::new(false),
+                forks: crate::exiting::forks(),
             }),
         }
     }
@@ -379,7 +383,9 @@ impl Shared {
 extern "C" fn sweep_pending(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the `Weak<Shared>` leaked by `note_ended` for this call alone.
     let shared = unsafe { Weak::from_raw(arg as *const Shared) };
-    if let Some(shared) = shared.upgrade() {
+    if let Some(shared) = shared.upgrade()
+        && shared.forks == crate::exiting::forks()
+    {
         shared.sweep_scheduled.store(false, Ordering::Release);
         // SAFETY: pending calls run with the interpreter lock held.
         let py = unsafe { Python::assume_attached() };
