@@ -9,9 +9,10 @@
 //! also queues a *poke* in the actor's mailbox, and the actor, handling the poke, drains
 //! the lane (up to its budget, then it pokes itself again behind whatever the mailbox got
 //! meanwhile). A message a Python sender gets into the lane so takes the place of that
-//! poke, which is behind everything the sender queued before: per-sender order holds. A
-//! send to a *parked* actor with an empty lane takes the core's path (handing the message
-//! over wakes the actor at once), so request/response hops and fan-outs pay nothing extra.
+//! poke, which is behind everything the sender queued before: per-sender order holds. While
+//! the lane is idle, a send to an actor with no backlog in its mailbox takes the core's path
+//! (handing the message to a parked actor wakes it at once), so request/response hops and
+//! fan-outs pay nothing extra; a lane fills only behind a backlog.
 //!
 //! Lanes are made for push actors run on the scheduler with unbounded mailboxes (bounds
 //! and overflow policies are the core's), and only where the interpreter has a lock
@@ -321,6 +322,53 @@ impl Lanes {
         }
     }
 
+    /// Sends `objs` (`bytes` objects, in order; taken) through `pid`'s lane as one stretch:
+    /// `Some(queued)` when the lane took them (all of them, or none if the wake-up found the
+    /// actor gone), `None` when the core's path must carry them, as for [`Lanes::send`].
+    pub(crate) fn send_objs(
+        &self,
+        py: Python<'_>,
+        rt: &iris::Runtime,
+        pid: Pid,
+        objs: &mut Vec<Py<PyAny>>,
+    ) -> Option<usize> {
+        if !self.enabled {
+            return None;
+        }
+        self.shared.sweep(py);
+        let n = objs.len();
+        let take = self
+            .shared
+            .map
+            .with(py, |m| {
+                let Some(lane) = m.get(pid) else {
+                    return Take::NoLane;
+                };
+                if !lane.view.is_alive() {
+                    return Take::Ended;
+                }
+                if lane.idle() {
+                    return Take::Core;
+                }
+                lane.queue.extend(objs.drain(..));
+                lane.woken()
+            })
+            .unwrap_or(Take::NoLane);
+        match take {
+            Take::Queued => Some(n),
+            Take::Poke => Some(if touching_mailboxes(py, || rt.send(pid, poke()).is_ok()) {
+                n
+            } else {
+                0
+            }),
+            Take::Ended => {
+                self.forget(py, pid);
+                None
+            }
+            _ => None,
+        }
+    }
+
     /// Messages waiting in `pid`'s lane and mailbox (`core`), less the poke the core counts.
     pub(crate) fn adjust_size(&self, py: Python<'_>, pid: Pid, core: usize) -> usize {
         self.shared
@@ -420,10 +468,7 @@ impl Lane {
         if !self.view.is_alive() {
             return Take::Ended;
         }
-        if !self.poked
-            && self.queue.is_empty()
-            && (self.view.is_parked() || !self.view.has_messages())
-        {
+        if self.idle() {
             // No backlog: the core's hand-over (which wakes a parked actor at once) costs no
             // more than a poke would. Made here, while no matcher may make a send let go of
             // the interpreter (see `touching_mailboxes`), without looking the PID up again.
@@ -442,6 +487,19 @@ impl Lane {
             return Take::Convert;
         };
         self.queue.push_back(obj);
+        self.woken()
+    }
+
+    /// `true` while the lane is idle and the actor has no backlog: a send then goes through
+    /// the core (see the module's notes).
+    #[inline]
+    fn idle(&self) -> bool {
+        !self.poked && self.queue.is_empty() && (self.view.is_parked() || !self.view.has_messages())
+    }
+
+    /// After messages went into the queue: `Poke` if the lane was idle (now poked).
+    #[inline]
+    fn woken(&mut self) -> Take {
         if self.poked {
             Take::Queued
         } else {

@@ -9,9 +9,9 @@ use iris::{
     parse_strategy,
 };
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use crate::convert::{Payload, PidArg, PyExitInfo, message_to_py, policy_arg};
+use crate::convert::{Payload, PidArg, PyExitInfo, message_to_py, payload_bytes, policy_arg};
 use crate::errors::{Kind, actor_err, err};
 use crate::handler::{GilPolicy, Placement, blocking_behavior, format_exception, sync_behavior};
 use crate::lane::Lanes;
@@ -249,6 +249,67 @@ impl PyRuntime {
         self.sending(py, |rt| rt.send(pid, Message::User(data)).is_ok())
     }
 
+    /// [`PyRuntime::send_many`] to an actor with a lane: the payloads as `bytes` objects, in
+    /// chunks, each through the lane as one stretch (or the core, as `send` would choose).
+    fn send_many_laned(
+        &self,
+        py: Python<'_>,
+        pid: Pid,
+        messages: &Bound<'_, PyAny>,
+    ) -> PyResult<usize> {
+        const CHUNK: usize = 1024;
+        let mut sent = 0;
+        let mut objs: Vec<Py<PyAny>> = Vec::with_capacity(CHUNK);
+        // Hands the chunk over; `false` once a message was not queued.
+        let mut flush = |objs: &mut Vec<Py<PyAny>>| -> bool {
+            let n = objs.len();
+            let queued = match self.lanes.send_objs(py, self.rt(), pid, objs) {
+                Some(queued) => queued,
+                None => {
+                    let msgs = objs
+                        .iter()
+                        .map(|o| {
+                            let b = o.bind(py).cast::<PyBytes>().map(|b| b.as_bytes());
+                            Message::User(payload_bytes(b.unwrap_or_default()))
+                        })
+                        .collect();
+                    self.send_batch(py, pid, msgs)
+                }
+            };
+            objs.clear();
+            sent += queued;
+            queued == n
+        };
+        let mut failed = None;
+        for item in items_of(messages)? {
+            let obj = item.and_then(|i| {
+                if i.is_exact_instance_of::<PyBytes>() {
+                    Ok(i.unbind())
+                } else {
+                    let payload: Payload = i.extract()?;
+                    Ok(PyBytes::new(py, &payload.0).into_any().unbind())
+                }
+            });
+            match obj {
+                Ok(obj) => objs.push(obj),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            if objs.len() == CHUNK && !flush(&mut objs) {
+                return Ok(sent);
+            }
+        }
+        if !objs.is_empty() && !flush(&mut objs) {
+            return Ok(sent);
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(sent),
+        }
+    }
+
     /// Sends a bytes-like object: through the actor's lane when it takes it, else the core.
     #[inline]
     fn send_obj(&self, py: Python<'_>, pid: Pid, data: &Bound<'_, PyAny>) -> PyResult<bool> {
@@ -258,6 +319,20 @@ impl PyRuntime {
         let data: Payload = data.extract()?;
         Ok(self.send_bytes(py, pid, data.0))
     }
+}
+
+/// The items of `messages`: lists and tuples by index (no iterator object), anything else
+/// through `iter()`.
+fn items_of<'a, 'py>(
+    messages: &'a Bound<'py, PyAny>,
+) -> PyResult<Box<dyn Iterator<Item = PyResult<Bound<'py, PyAny>>> + 'a>> {
+    Ok(if let Ok(list) = messages.cast::<PyList>() {
+        Box::new(list.iter().map(Ok))
+    } else if let Ok(tuple) = messages.cast::<PyTuple>() {
+        Box::new(tuple.iter().map(Ok))
+    } else {
+        Box::new(messages.try_iter()?)
+    })
 }
 
 fn opts(budget: usize, capacity: Option<usize>, parent: Option<Pid>) -> SpawnOptions {
@@ -458,16 +533,7 @@ impl PyRuntime {
         const CHUNK: usize = 1024;
         self.here()?;
         if self.lanes.has(py, pid.0) {
-            // Each through the lane (or the core, as `send` would), so that the batch keeps
-            // its place among the lane's messages.
-            let mut sent = 0;
-            for item in messages.try_iter()? {
-                if !self.send_obj(py, pid.0, &item?)? {
-                    break;
-                }
-                sent += 1;
-            }
-            return Ok(sent);
+            return self.send_many_laned(py, pid.0, messages);
         }
         let mut sent = 0;
         let mut chunk: Vec<Message> = Vec::with_capacity(CHUNK);
@@ -480,16 +546,7 @@ impl PyRuntime {
             queued == n
         };
         let mut failed = None;
-        // Lists and tuples by index (no iterator object); anything else through `iter()`.
-        let items: Box<dyn Iterator<Item = PyResult<Bound<'_, PyAny>>>> =
-            if let Ok(list) = messages.cast::<PyList>() {
-                Box::new(list.iter().map(Ok))
-            } else if let Ok(tuple) = messages.cast::<PyTuple>() {
-                Box::new(tuple.iter().map(Ok))
-            } else {
-                Box::new(messages.try_iter()?)
-            };
-        for item in items {
+        for item in items_of(messages)? {
             match item.and_then(|i| i.extract::<Payload>()) {
                 Ok(data) => chunk.push(Message::User(data.0)),
                 Err(e) => {

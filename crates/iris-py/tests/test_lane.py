@@ -314,3 +314,22 @@ def test_an_ended_actors_handler_is_released_without_further_sends(rt, until):
         return ref() is None
 
     assert until(released)
+
+
+def test_send_many_into_a_lane_keeps_order_and_stops_at_a_bad_item(rt, until):
+    got = []
+    pid, open_gate = held(rt, got.append)
+    rt.send(pid, b"first")
+    rt.send(pid, b"second")  # behind a backlog now: the lane
+    batch = [b"%d" % i for i in range(2500)] + [bytearray(b"copied")]
+    assert rt.send_many(pid, batch) == len(batch)
+    with pytest.raises(TypeError):
+        rt.send_many(pid, iter([b"a", b"b", "not bytes", b"never"]))
+    assert rt.send(pid, b"last")
+    open_gate()
+    expected = [b"first", b"second"] + [bytes(b) for b in batch] + [b"a", b"b", b"last"]
+    assert until(lambda: len(got) == len(expected))
+    assert got == expected
+    assert rt.stop(pid)
+    rt.join(pid, timeout=5)
+    assert rt.send_many(pid, [b"x", b"y"]) == 0
