@@ -276,6 +276,7 @@ impl Spec {
     }
 
     /// Picks a variant: mostly the fastest, round-robin while warming up and periodically.
+    #[inline(always)]
     fn pick(&self) -> (usize, bool) {
         let n = self.variants.len();
         if n == 1 {
@@ -296,6 +297,7 @@ impl Spec {
         (self.best.load(Ordering::Relaxed), false)
     }
 
+    #[cold]
     fn record(&self, i: usize, ns: u64, failed: bool) {
         let v = &self.variants[i];
         v.calls.fetch_add(1, Ordering::Relaxed);
@@ -321,6 +323,7 @@ impl Spec {
     }
 
     /// Runs `f` with a chosen variant's kernel, timing it when sampling.
+    #[inline(always)]
     fn with_kernel<T>(
         &self,
         f: impl FnOnce(&Kernel) -> Result<T, JitError>,
@@ -405,6 +408,7 @@ fn buffer_len(bytes: &[u8], dtype: DType) -> Result<usize, JitError> {
     Ok(bytes.len() / n)
 }
 
+#[inline]
 fn convert_return(v: Value, rt_: Option<ReturnType>) -> Result<Value, JitError> {
     Ok(match (rt_, v) {
         (None, v) => v,
@@ -677,6 +681,7 @@ impl CompiledExpr {
     /// Calls with float arguments: the cheapest call when the default specialization takes
     /// floats (the default): the arguments are the kernel's slots as they are. Same results as
     /// [`CompiledExpr::call_scalar`].
+    #[inline]
     pub fn call_f64s(&self, args: &[f64]) -> Result<Value, JitError> {
         if self.all_f64
             && let Some(spec) = self.scalar.get()
@@ -703,7 +708,7 @@ impl CompiledExpr {
     }
 
     /// Runs a scalar specialization on slots laid out for its signature.
-    #[inline]
+    #[inline(always)]
     fn run_slots(&self, spec: &Spec, slots: &[u64]) -> Result<Value, JitError> {
         let ty = spec.prog.ty();
         let cap = self.opts.sum_while_cap;

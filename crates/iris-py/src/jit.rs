@@ -426,7 +426,7 @@ unsafe extern "C" fn vectorcall(
             std::slice::from_raw_parts(args, n + nkw)
         };
         let py = Python::assume_attached();
-        let obj = Bound::from_borrowed_ptr(py, callable).cast_into_unchecked::<PyJitFunction>();
+        let obj = Borrowed::from_ptr(py, callable).cast_unchecked::<PyJitFunction>();
         let this = obj.get();
         let call = || -> PyResult<*mut ffi::PyObject> {
             if nkw == 0
