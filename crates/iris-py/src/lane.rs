@@ -60,6 +60,16 @@ impl<T> GilCell<T> {
     }
 }
 
+/// A payload as the lane keeps it: an immutable `bytes` object, the one given or (for any
+/// other bytes-like object) a copy, as the core's path copies it.
+pub(crate) fn bytes_object(data: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    if data.is_exact_instance_of::<PyBytes>() {
+        return Ok(data.clone().unbind());
+    }
+    let payload: Payload = data.extract()?;
+    Ok(PyBytes::new(data.py(), &payload.0).into_any().unbind())
+}
+
 /// A behaviour's hold on its actor's lane: the lanes of its runtime (weakly: a lane holds
 /// a view of its actor, which holds its behaviours).
 pub(crate) struct LaneUse {
@@ -314,8 +324,7 @@ impl Lanes {
                 Take::Sent(sent) => Some(sent),
                 Take::Poke => Some(touching_mailboxes(py, || rt.send(pid, poke()).is_ok())),
                 Take::Convert => {
-                    let payload: Payload = data.extract()?;
-                    obj = Some(PyBytes::new(py, &payload.0).into_any().unbind());
+                    obj = Some(bytes_object(data)?);
                     continue;
                 }
             });

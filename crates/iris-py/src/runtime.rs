@@ -14,7 +14,7 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 use crate::convert::{Payload, PidArg, PyExitInfo, message_to_py, payload_bytes, policy_arg};
 use crate::errors::{Kind, actor_err, err};
 use crate::handler::{GilPolicy, Placement, blocking_behavior, format_exception, sync_behavior};
-use crate::lane::Lanes;
+use crate::lane::{Lanes, bytes_object};
 use crate::mailbox::{PyMailbox, timeout_arg, touching_mailboxes, wait_sliced};
 
 /// The Iris runtime: spawn actors with Python handlers, send them bytes, stop and join them.
@@ -257,57 +257,27 @@ impl PyRuntime {
         pid: Pid,
         messages: &Bound<'_, PyAny>,
     ) -> PyResult<usize> {
-        const CHUNK: usize = 1024;
-        let mut sent = 0;
-        let mut objs: Vec<Py<PyAny>> = Vec::with_capacity(CHUNK);
-        // Hands the chunk over; `false` once a message was not queued.
-        let mut flush = |objs: &mut Vec<Py<PyAny>>| -> bool {
-            let n = objs.len();
-            let queued = match self.lanes.send_objs(py, self.rt(), pid, objs) {
-                Some(queued) => queued,
-                None => {
-                    let msgs = objs
-                        .iter()
-                        .map(|o| {
-                            let b = o.bind(py).cast::<PyBytes>().map(|b| b.as_bytes());
-                            Message::User(payload_bytes(b.unwrap_or_default()))
-                        })
-                        .collect();
-                    self.send_batch(py, pid, msgs)
-                }
-            };
-            objs.clear();
-            sent += queued;
-            queued == n
-        };
-        let mut failed = None;
-        for item in items_of(messages)? {
-            let obj = item.and_then(|i| {
-                if i.is_exact_instance_of::<PyBytes>() {
-                    Ok(i.unbind())
-                } else {
-                    let payload: Payload = i.extract()?;
-                    Ok(PyBytes::new(py, &payload.0).into_any().unbind())
-                }
-            });
-            match obj {
-                Ok(obj) => objs.push(obj),
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
-            if objs.len() == CHUNK && !flush(&mut objs) {
-                return Ok(sent);
-            }
-        }
-        if !objs.is_empty() && !flush(&mut objs) {
-            return Ok(sent);
-        }
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(sent),
-        }
+        send_chunked(
+            messages,
+            |item| bytes_object(&item),
+            |objs| {
+                let queued = match self.lanes.send_objs(py, self.rt(), pid, objs) {
+                    Some(queued) => queued,
+                    None => {
+                        let msgs = objs
+                            .iter()
+                            .map(|o| {
+                                let b = o.bind(py).cast::<PyBytes>().map(|b| b.as_bytes());
+                                Message::User(payload_bytes(b.unwrap_or_default()))
+                            })
+                            .collect();
+                        self.send_batch(py, pid, msgs)
+                    }
+                };
+                objs.clear();
+                queued
+            },
+        )
     }
 
     /// Sends a bytes-like object: through the actor's lane when it takes it, else the core.
@@ -318,6 +288,50 @@ impl PyRuntime {
         }
         let data: Payload = data.extract()?;
         Ok(self.send_bytes(py, pid, data.0))
+    }
+}
+
+/// Feeds the items of `messages`, converted by `convert`, to `flush` in order, in chunks of up
+/// to 1024; returns how many `flush` queued, stopping at the first chunk it did not queue
+/// whole (before a bad item after it is looked at, as a send per item would). A bad item
+/// raises after the items before it went. `flush` empties the chunk.
+fn send_chunked<T>(
+    messages: &Bound<'_, PyAny>,
+    convert: impl Fn(Bound<'_, PyAny>) -> PyResult<T>,
+    mut flush: impl FnMut(&mut Vec<T>) -> usize,
+) -> PyResult<usize> {
+    const CHUNK: usize = 1024;
+    let mut sent = 0;
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut failed = None;
+    for item in items_of(messages)? {
+        match item.and_then(&convert) {
+            Ok(v) => chunk.push(v),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+        if chunk.len() == CHUNK {
+            let n = chunk.len();
+            let queued = flush(&mut chunk);
+            sent += queued;
+            if queued < n {
+                return Ok(sent);
+            }
+        }
+    }
+    if !chunk.is_empty() {
+        let n = chunk.len();
+        let queued = flush(&mut chunk);
+        sent += queued;
+        if queued < n {
+            return Ok(sent);
+        }
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(sent),
     }
 }
 
@@ -530,43 +544,15 @@ impl PyRuntime {
         pid: PidArg,
         messages: &Bound<'_, PyAny>,
     ) -> PyResult<usize> {
-        const CHUNK: usize = 1024;
         self.here()?;
         if self.lanes.has(py, pid.0) {
             return self.send_many_laned(py, pid.0, messages);
         }
-        let mut sent = 0;
-        let mut chunk: Vec<Message> = Vec::with_capacity(CHUNK);
-        // Hands the chunk to the core; `false` once a message was not queued.
-        let mut flush = |chunk: &mut Vec<Message>| -> bool {
-            let n = chunk.len();
-            let batch = std::mem::take(chunk);
-            let queued = self.send_batch(py, pid.0, batch);
-            sent += queued;
-            queued == n
-        };
-        let mut failed = None;
-        for item in items_of(messages)? {
-            match item.and_then(|i| i.extract::<Payload>()) {
-                Ok(data) => chunk.push(Message::User(data.0)),
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
-            if chunk.len() == CHUNK && !flush(&mut chunk) {
-                return Ok(sent);
-            }
-        }
-        // A refused message stops the call before a bad item after it is looked at, as a
-        // send per item would.
-        if !chunk.is_empty() && !flush(&mut chunk) {
-            return Ok(sent);
-        }
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(sent),
-        }
+        send_chunked(
+            messages,
+            |item| Ok(Message::User(item.extract::<Payload>()?.0)),
+            |chunk| self.send_batch(py, pid.0, std::mem::take(chunk)),
+        )
     }
 
     /// Sends bytes to the actor registered under `name`; `False` if there is none.
