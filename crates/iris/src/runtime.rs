@@ -272,19 +272,7 @@ impl ActorRef {
 
     /// Sends a message, as [`Runtime::send`] does.
     pub fn send(&self, msg: Message) -> Result<(), SendError> {
-        let pid = self.actor.pid;
-        let hop = match msg {
-            // Delivered in place (inlined): no route or table lookup carries it around.
-            Message::User(_) => self.rt.deliver_user(pid, &self.actor, msg),
-            system => self.rt.hop(pid, &self.actor, system),
-        };
-        match hop {
-            // The common case returns at once, without moving the message through `follow`.
-            Hop::Done(r) => r,
-            hop => self
-                .rt
-                .finish_send(self.rt.follow(pid, pid, hop, Vec::new())),
-        }
+        self.rt.send_to_actor(&self.actor, msg)
     }
 
     /// Sends user bytes.
@@ -1036,8 +1024,20 @@ impl Runtime {
     /// Sends a message to the actor `view` shows, as [`Runtime::send`] to its PID does,
     /// without looking the PID up (the view must come from this runtime).
     pub fn send_to(&self, view: &ActorView, msg: Message) -> Result<(), SendError> {
-        let pid = view.actor.pid;
-        match self.hop(pid, &view.actor, msg) {
+        self.send_to_actor(&view.actor, msg)
+    }
+
+    /// A send to an actor in hand (an [`ActorRef`] or [`ActorView`]): no PID lookup.
+    #[inline]
+    fn send_to_actor(&self, actor: &Arc<Actor>, msg: Message) -> Result<(), SendError> {
+        let pid = actor.pid;
+        let hop = match msg {
+            // Delivered in place (inlined): no route or table lookup carries it around.
+            Message::User(_) => self.deliver_user(pid, actor, msg),
+            system => self.hop(pid, actor, system),
+        };
+        match hop {
+            // The common case returns at once, without moving the message through `follow`.
             Hop::Done(r) => r,
             hop => self.finish_send(self.follow(pid, pid, hop, Vec::new())),
         }
