@@ -84,6 +84,12 @@ fn poke() -> Message {
     Message::User(Bytes::from_static(&POKE))
 }
 
+/// Queues the poke of `pid`'s lane in its mailbox (out of the table's borrow: a send may let
+/// go of the interpreter, see `touching_mailboxes`); `false` if the actor is gone.
+fn wake(py: Python<'_>, rt: &iris::Runtime, pid: Pid) -> bool {
+    touching_mailboxes(py, || rt.send(pid, poke()).is_ok())
+}
+
 /// `true` for the lane's wake-up message.
 pub(crate) fn is_poke(msg: &Message) -> bool {
     matches!(msg, Message::User(b) if b.len() == 1 && std::ptr::eq(b.as_ptr(), POKE.as_ptr()))
@@ -213,9 +219,13 @@ impl Lanes {
     /// The hold of a push actor about to be spawned on its lane (opened once it is, with
     /// [`Lanes::open`]); `None` when lanes are off.
     pub(crate) fn prepare(&self) -> Option<LaneUse> {
-        self.enabled.then(|| LaneUse {
+        self.enabled.then(|| self.hold())
+    }
+
+    fn hold(&self) -> LaneUse {
+        LaneUse {
             shared: Arc::downgrade(&self.shared),
-        })
+        }
     }
 
     /// `behavior` telling these lanes when its actor ends (for the lane's first behaviour).
@@ -274,9 +284,7 @@ impl Lanes {
 
     /// A hold on `pid`'s lane for a new behaviour of it (a hot swap); `None` if it has none.
     pub(crate) fn shared(&self, py: Python<'_>, pid: Pid) -> Option<LaneUse> {
-        self.has(py, pid).then(|| LaneUse {
-            shared: Arc::downgrade(&self.shared),
-        })
+        self.has(py, pid).then(|| self.hold())
     }
 
     /// Removes the lane of an actor that ended.
@@ -322,7 +330,7 @@ impl Lanes {
                 }
                 Take::Queued => Some(true),
                 Take::Sent(sent) => Some(sent),
-                Take::Poke => Some(touching_mailboxes(py, || rt.send(pid, poke()).is_ok())),
+                Take::Poke => Some(wake(py, rt, pid)),
                 Take::Convert => {
                     obj = Some(bytes_object(data)?);
                     continue;
@@ -365,11 +373,7 @@ impl Lanes {
             .unwrap_or(Take::NoLane);
         match take {
             Take::Queued => Some(n),
-            Take::Poke => Some(if touching_mailboxes(py, || rt.send(pid, poke()).is_ok()) {
-                n
-            } else {
-                0
-            }),
+            Take::Poke => Some(if wake(py, rt, pid) { n } else { 0 }),
             Take::Ended => {
                 self.forget(py, pid);
                 None
